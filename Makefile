@@ -1,0 +1,57 @@
+# PeerGuard. `make test` and `make demo` set everything up on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+TOOLS  := .venv-tools
+C7N    := .venv-c7n
+STAMP  := $(VENV)/.installed
+# sam build needs python3.13 on PATH; pyenv provides it when asked.
+export PYENV_VERSION ?= 3.11.7:3.12.1:3.13.0
+
+.PHONY: test demo bench lint sam-validate sam-build ci clean
+
+$(STAMP): requirements/runtime.txt requirements/dev.txt requirements/dev.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements/dev.txt -c requirements/dev.lock
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+test: $(STAMP)
+	$(BIN)/pytest -m "not bench"
+
+demo: $(STAMP)
+	$(BIN)/peerguard demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/cfn-lint template.yaml
+
+# The SAM CLI pins boto3 exactly, so it gets a virtualenv of its own.
+$(TOOLS)/.installed: requirements/tools.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -q --upgrade pip
+	$(TOOLS)/bin/pip install -q -r requirements/tools.txt
+	touch $@
+
+sam-validate: $(TOOLS)/.installed
+	SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam validate --lint --region us-east-1
+
+sam-build: $(TOOLS)/.installed
+	SAM_CLI_TELEMETRY=0 PATH="$$(pyenv root 2>/dev/null)/shims:$$PATH" $(TOOLS)/bin/sam build
+
+# Cloud Custodian, measured beside PeerGuard by the benchmark, in its own virtualenv.
+$(C7N)/.installed: requirements/c7n.txt
+	$(PYTHON) -m venv $(C7N)
+	$(C7N)/bin/pip install -q -r requirements/c7n.txt
+	touch $@
+
+bench: $(STAMP) $(C7N)/.installed
+	$(BIN)/python -m tests.bench.run --c7n $(C7N)/bin/custodian
+
+ci: test lint sam-validate sam-build
+
+clean:
+	rm -rf $(VENV) $(TOOLS) $(C7N) .aws-sam

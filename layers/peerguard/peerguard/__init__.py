@@ -1,0 +1,3 @@
+"""PeerGuard: keep AWS VPC peering healthy and safe."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,95 @@
+"""boto3 clients: built lazily, retried adaptively, counted. The only place that builds them."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+# Adaptive retry: client-side rate limiting plus backoff on Throttling/RequestLimitExceeded.
+RETRY_CONFIG = Config(
+    retries={"mode": "adaptive", "max_attempts": 8},
+    connect_timeout=5,
+    read_timeout=30,
+    user_agent_extra="peerguard",
+)
+
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+
+
+def check_region(name: str) -> str:
+    if not _REGION.match(name):
+        raise ValueError(f"bad region {name!r} (expected a name like us-east-1)")
+    return name
+
+
+class Clients:
+    """Hands out one client per (service, region, account) and counts the API calls made.
+
+    Tests pass a `Clients` built on a moto-backed session; Lambda handlers build one at
+    first use. Nothing here runs at import time.
+    """
+
+    def __init__(
+        self,
+        session: boto3.Session | None = None,
+        endpoint_url: str | None = None,
+        default_region: str | None = None,
+    ) -> None:
+        self._session = session
+        self.endpoint_url = endpoint_url
+        self._default_region = default_region
+        self._cache: dict[tuple[str, str], Any] = {}
+        self.calls: Counter[str] = Counter()
+
+    @property
+    def session(self) -> boto3.Session:
+        if self._session is None:
+            self._session = boto3.Session()
+        return self._session
+
+    @property
+    def region(self) -> str:
+        region = self._default_region or self.session.region_name
+        if not region:
+            raise ValueError("no AWS region given (use --region or set AWS_REGION)")
+        return region
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        region = region or self.region
+        key = (service, region)
+        if key not in self._cache:
+            kwargs: dict[str, Any] = {"region_name": region, "config": RETRY_CONFIG}
+            if self.endpoint_url:
+                kwargs["endpoint_url"] = self.endpoint_url
+            c = self.session.client(service, **kwargs)  # type: ignore[call-overload]
+            c.meta.events.register("before-call", self._count)
+            self._cache[key] = c
+        return self._cache[key]
+
+    def _count(self, model: Any, **_: Any) -> None:
+        self.calls[f"{model.service_model.service_name}:{model.name}"] += 1
+
+    @property
+    def total_calls(self) -> int:
+        return sum(self.calls.values())
+
+    def account_id(self) -> str:
+        return str(self.client("sts").get_caller_identity()["Account"])
+
+    def assume(self, role_arn: str, session_name: str = "peerguard") -> Clients:
+        """Clients for another account, through an assumed role."""
+        creds = self.client("sts").assume_role(RoleArn=role_arn, RoleSessionName=session_name)[
+            "Credentials"
+        ]
+        session = boto3.Session(
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+        )
+        other = Clients(session, self.endpoint_url, self._default_region)
+        other.calls = self.calls  # one tally for the whole audit
+        return other

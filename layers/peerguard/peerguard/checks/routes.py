@@ -1,0 +1,333 @@
+"""Checks on the routes that use peering connections."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from peerguard.checks.peering import describe
+from peerguard.checks.registry import REGISTRY, CheckContext, check
+from peerguard.findings import Finding, Remediation, Severity
+from peerguard.model import (
+    ACTIVE,
+    DEAD_STATES,
+    PeeringConnection,
+    PeeringSide,
+    Route,
+    RouteTable,
+    Snapshot,
+    Subnet,
+    net,
+    overlaps,
+    within,
+)
+
+READ_ROUTES = (
+    "ec2:DescribeVpcPeeringConnections",
+    "ec2:DescribeVpcs",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeRouteTables",
+)
+
+
+def route_finding(
+    check_id: str,
+    snap: Snapshot,
+    rt: RouteTable,
+    pcx_id: str | None,
+    detail: str,
+    *,
+    key: str,
+    remediation: Remediation | None = None,
+) -> Finding:
+    meta = REGISTRY[check_id]
+    vpc = snap.vpcs.get(rt.vpc_id)
+    return Finding(
+        check_id=check_id,
+        severity=meta.severity,
+        resource_type="AWS::EC2::RouteTable",
+        resource_id=rt.route_table_id,
+        account_id=rt.owner_id or (vpc.owner_id if vpc else snap.account_id),
+        region=vpc.region if vpc else "",
+        vpc_id=rt.vpc_id,
+        peering_connection_id=pcx_id,
+        title=meta.title,
+        detail=detail,
+        remediation=remediation,
+        key=key,
+    )
+
+
+def own_visible_tables(snap: Snapshot) -> Iterator[RouteTable]:
+    for rt in snap.route_tables.values():
+        vpc = snap.vpcs.get(rt.vpc_id)
+        if vpc is not None and (vpc.region, "route_tables") not in snap.partial:
+            yield rt
+
+
+def reaches(rt: RouteTable, prefix: str, pcx_id: str) -> bool:
+    """Does some of the traffic from a subnet using `rt` to `prefix` leave through `pcx_id`?"""
+    match = rt.lookup(prefix)
+    if match is not None and match.target == pcx_id and match.state != "blackhole":
+        return True
+    return any(r.target == pcx_id for r in rt.more_specific_than(prefix))
+
+
+def block_containing(cidrs: tuple[str, ...], prefix: str) -> str:
+    """The VPC CIDR block holding `prefix` (the natural return-route destination)."""
+    return next((c for c in cidrs if within(prefix, c)), prefix)
+
+
+@dataclass
+class _Gap:
+    """One route table that should send `destination` back through one peering."""
+
+    rt: RouteTable
+    pcx: PeeringConnection
+    destination: str
+    sources: set[str] = field(default_factory=set)  # subnets that get no replies
+    peers: set[str] = field(default_factory=set)  # subnets (using rt) that they talk to
+    found_instead: set[str] = field(default_factory=set)
+
+
+def _create_route(rt: RouteTable, destination: str, pcx_id: str) -> Remediation:
+    conflicts = [
+        r
+        for r in rt.routes
+        if r.is_cidr and r.target != pcx_id and overlaps(r.destination, destination)
+    ]
+    kwarg = "DestinationIpv6CidrBlock" if ":" in destination else "DestinationCidrBlock"
+    params = {"RouteTableId": rt.route_table_id, kwarg: destination, "VpcPeeringConnectionId": pcx_id}
+    if conflicts:
+        why = ", ".join(f"{r.destination} -> {r.target}" for r in conflicts)
+        return Remediation(
+            action="CreateRoute",
+            parameters=params,
+            automatic=False,
+            reason=f"the table already routes overlapping destinations elsewhere ({why})",
+        )
+    return Remediation(action="CreateRoute", parameters=params, automatic=True)
+
+
+@check(
+    "route.missing_reciprocal",
+    Severity.HIGH,
+    "Peering route has no return route",
+    risk="Requests leave through the peering but replies are dropped: connections time out.",
+    fix="Add the mirror route (the peer VPC CIDR block via the same pcx) to the table "
+    "that lacks it.",
+    iam_actions=READ_ROUTES,
+)
+def missing_reciprocal(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
+    gaps: dict[tuple[str, str, str], _Gap] = {}
+    for pcx in snap.peerings.values():
+        if pcx.status != ACTIVE:
+            continue
+        if not (snap.side_visible(pcx.requester) and snap.side_visible(pcx.accepter)):
+            continue  # route.peer_side_unverified says so
+        for src, dst in ((pcx.requester, pcx.accepter), (pcx.accepter, pcx.requester)):
+            _collect_gaps(snap, pcx, src, dst, gaps)
+    for (_, _, destination), gap in sorted(gaps.items()):
+        src_vpc = gap.pcx.other(gap.rt.vpc_id).vpc_id
+        instead = (
+            f" Traffic to them goes to {', '.join(sorted(gap.found_instead))} instead."
+            if gap.found_instead
+            else ""
+        )
+        yield route_finding(
+            "route.missing_reciprocal",
+            snap,
+            gap.rt,
+            gap.pcx.pcx_id,
+            f"{gap.rt.route_table_id} (used by {', '.join(sorted(gap.peers))} in "
+            f"{gap.rt.vpc_id}) has no return route to {destination} via {gap.pcx.pcx_id}, "
+            f"but {', '.join(sorted(gap.sources))} of {src_vpc} route to those subnets "
+            f"through {gap.pcx.pcx_id}, so their replies are dropped.{instead}",
+            key=f"{gap.pcx.pcx_id}|{destination}",
+            remediation=_create_route(gap.rt, destination, gap.pcx.pcx_id),
+        )
+
+
+def _collect_gaps(
+    snap: Snapshot,
+    pcx: PeeringConnection,
+    src: PeeringSide,
+    dst: PeeringSide,
+    gaps: dict[tuple[str, str, str], _Gap],
+) -> None:
+    src_blocks = snap.vpc_cidrs(src)
+    dst_subnets: list[tuple[Subnet, RouteTable]] = []
+    for t in snap.subnets_in(dst.vpc_id):
+        rt_t = snap.effective_table(t)
+        if rt_t is not None:
+            dst_subnets.append((t, rt_t))
+    returns: dict[tuple[str, str], bool] = {}  # (table, source prefix) -> routes it back
+    for s in snap.subnets_in(src.vpc_id):
+        rt_s = snap.effective_table(s)
+        if rt_s is None or not any(r.target == pcx.pcx_id for r in rt_s.routes):
+            continue
+        for t, rt_t in dst_subnets:
+            for t_cidr in t.all_cidrs:
+                if not reaches(rt_s, t_cidr, pcx.pcx_id):
+                    continue
+                for s_cidr in s.all_cidrs:
+                    if net(s_cidr).version != net(t_cidr).version:
+                        continue
+                    ok = returns.get((rt_t.route_table_id, s_cidr))
+                    if ok is None:
+                        ok = rt_t.routes_whole(s_cidr, pcx.pcx_id)
+                        returns[(rt_t.route_table_id, s_cidr)] = ok
+                    if ok:
+                        continue
+                    dest = block_containing(src_blocks, s_cidr)
+                    gap = gaps.setdefault(
+                        (rt_t.route_table_id, pcx.pcx_id, dest), _Gap(rt_t, pcx, dest)
+                    )
+                    gap.sources.add(s.subnet_id)
+                    gap.peers.add(t.subnet_id)
+                    wrong = rt_t.lookup(s_cidr)
+                    if wrong is not None and wrong.target not in (pcx.pcx_id, "local"):
+                        gap.found_instead.add(wrong.target)
+
+
+@check(
+    "route.blackhole",
+    Severity.MEDIUM,
+    "Route through a peering that no longer exists",
+    risk="Traffic to that range is silently dropped; a stale route also blocks a new one "
+    "for the same range.",
+    fix="Delete the route (and re-create it via a live peering if the range is still needed).",
+    iam_actions=READ_ROUTES,
+)
+def blackhole(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
+    for rt in own_visible_tables(snap):
+        for r in rt.routes:
+            if r.peering_id is None:
+                continue
+            pcx = snap.peerings.get(r.target)
+            region = snap.region_of(rt.vpc_id)
+            if pcx is None and (region, "peerings") in snap.partial:
+                continue  # could not look it up: unknown is not gone
+            if pcx is not None and pcx.status not in DEAD_STATES and r.state != "blackhole":
+                continue
+            status = pcx.status if pcx else "unknown (not found)"
+            yield route_finding(
+                "route.blackhole",
+                snap,
+                rt,
+                r.target,
+                f"{rt.route_table_id} in {rt.vpc_id} routes {r.destination} to {r.target}, "
+                f"whose status is {status}: that traffic is dropped.",
+                key=r.destination,
+                remediation=Remediation(
+                    action="DeleteRoute",
+                    parameters={"RouteTableId": rt.route_table_id, r.destination_kwarg: r.destination},
+                    automatic=True,
+                ),
+            )
+
+
+@check(
+    "route.outside_peer_cidr",
+    Severity.MEDIUM,
+    "Peering route to a range the peer VPC does not own",
+    risk="Peering is not transitive and has no edge-to-edge routing: traffic to a third "
+    "VPC, the internet or on-premises through the peer is dropped.",
+    fix="Route only the peer VPC's own CIDR blocks through the peering; reach other networks "
+    "with their own peering, a Transit Gateway or PrivateLink.",
+    iam_actions=READ_ROUTES,
+)
+def outside_peer_cidr(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
+    for rt, r, pcx in _live_peering_routes(snap):
+        if pcx.side_of(rt.vpc_id) is None:
+            why = f"{pcx.pcx_id} does not connect {rt.vpc_id} at all"
+        else:
+            peer = snap.peer_cidrs(pcx, rt.vpc_id)
+            if any(within(r.destination, c) for c in peer):
+                continue
+            why = (
+                f"{r.destination} is not inside the peer VPC {pcx.other(rt.vpc_id).vpc_id}'s "
+                f"CIDR blocks ({', '.join(peer) or 'unknown'}); peering is not transitive"
+            )
+        yield route_finding(
+            "route.outside_peer_cidr",
+            snap,
+            rt,
+            pcx.pcx_id,
+            f"{rt.route_table_id} in {rt.vpc_id} routes {r.destination} via {pcx.pcx_id}, but "
+            f"{why}, so that traffic is dropped.",
+            key=r.destination,
+        )
+
+
+def _live_peering_routes(snap: Snapshot) -> Iterator[tuple[RouteTable, Route, PeeringConnection]]:
+    for rt in own_visible_tables(snap):
+        for r in rt.routes:
+            pcx = snap.peerings.get(r.target) if r.peering_id else None
+            if pcx is not None and pcx.status == ACTIVE and r.is_cidr:
+                yield rt, r, pcx
+
+
+@check(
+    "route.shadowed",
+    Severity.LOW,
+    "A more specific route hides part of a peering route",
+    risk="Part of the peer VPC is reached through another target, which is easy to miss "
+    "when debugging.",
+    fix="Check the more specific route is intended; remove it or narrow the peering route.",
+    iam_actions=READ_ROUTES,
+)
+def shadowed(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
+    for rt, r, pcx in _live_peering_routes(snap):
+        if pcx.side_of(rt.vpc_id) is None:
+            continue
+        peer = snap.peer_cidrs(pcx, rt.vpc_id)
+        hiding = [
+            m
+            for m in rt.more_specific_than(r.destination)
+            if m.target != pcx.pcx_id and any(overlaps(m.destination, c) for c in peer)
+        ]
+        if hiding:
+            desc = ", ".join(f"{m.destination} -> {m.target}" for m in hiding)
+            yield route_finding(
+                "route.shadowed",
+                snap,
+                rt,
+                pcx.pcx_id,
+                f"{rt.route_table_id} routes {r.destination} via {pcx.pcx_id}, but more "
+                f"specific routes send part of it elsewhere: {desc}.",
+                key=r.destination,
+            )
+
+
+@check(
+    "route.peer_side_unverified",
+    Severity.INFO,
+    "Other side of the peering could not be read",
+    risk="Return routes on the other side cannot be verified from this account.",
+    fix="Deploy PeerGuard in the peer account/region, or audit with access to it.",
+    iam_actions=("ec2:DescribeVpcPeeringConnections",),
+)
+def peer_side_unverified(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
+    meta = REGISTRY["route.peer_side_unverified"]
+    for pcx in snap.peerings.values():
+        if pcx.status != ACTIVE:
+            continue
+        ours = [s for s in pcx.sides if snap.side_visible(s)]
+        hidden = [s for s in pcx.sides if not snap.side_visible(s)]
+        if not ours or not hidden:
+            continue
+        side, other = ours[0], hidden[0]
+        yield Finding(
+            check_id=meta.id,
+            severity=meta.severity,
+            resource_type="AWS::EC2::VPCPeeringConnection",
+            resource_id=pcx.pcx_id,
+            account_id=side.owner_id,
+            region=side.region,
+            vpc_id=side.vpc_id,
+            peering_connection_id=pcx.pcx_id,
+            title=meta.title,
+            detail=f"{describe(pcx)}: the side {other.vpc_id} in account {other.owner_id}, "
+            f"region {other.region} was not read, so its return routes are unverified.",
+        )

@@ -1,0 +1,46 @@
+"""Findings for people: a table grouped by peering, most severe first. Pure."""
+
+from __future__ import annotations
+
+import textwrap
+
+from peerguard.audit import AuditResult
+from peerguard.findings import Finding
+
+WIDTH = 100
+
+
+def _group_key(f: Finding) -> str:
+    return f.peering_connection_id or f.vpc_id or f.resource_id
+
+
+def table(result: AuditResult) -> str:
+    s = result.summary()
+    lines = [
+        f"PeerGuard audit of account {s['account_id']} in {', '.join(s['regions']) or '-'}: "
+        f"{s['vpcs']} VPCs, {s['peerings']} peerings, {s['route_tables']} route tables, "
+        f"{s['api_calls']} API calls",
+    ]
+    for w in result.warnings:
+        lines.append(f"WARNING: {w}")
+    if not result.findings:
+        lines.append("No findings.")
+        return "\n".join(lines) + "\n"
+    groups: dict[str, list[Finding]] = {}
+    for f in result.findings:  # already most severe first
+        groups.setdefault(_group_key(f), []).append(f)
+    for name, items in groups.items():
+        lines.append("")
+        lines.append(name)
+        for f in items:
+            head = f"  {f.severity.value.upper():<8} {f.check_id:<34} {f.resource_id}"
+            lines.append(head)
+            body = textwrap.wrap(f.detail, WIDTH - 11)
+            lines.extend(f"           {b}" for b in body)
+            if f.remediation:
+                mode = "auto-fixable" if f.remediation.automatic else "manual"
+                lines.append(f"           fix ({mode}): {f.remediation.cli()}")
+    counts = ", ".join(f"{n} {k}" for k, n in s["by_severity"].items() if n)
+    lines.append("")
+    lines.append(f"{s['total']} findings: {counts}")
+    return "\n".join(lines) + "\n"
