@@ -1,0 +1,83 @@
+"""template.yaml: least privilege that matches the code, validated parameters, real handlers."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+import pytest
+
+from peerguard.aws.snapshot import READ_ACTIONS
+from peerguard.checks import REGISTRY
+from tests.cfn import ROOT, functions, template
+
+MUTATING_EC2 = {
+    "ec2:CreateRoute",
+    "ec2:DeleteRoute",
+    "ec2:ModifyVpcPeeringConnectionOptions",
+    "ec2:AcceptVpcPeeringConnection",
+    "ec2:RejectVpcPeeringConnection",
+}
+
+
+def statements(policies: list[Any]) -> list[tuple[str | None, dict[str, Any]]]:
+    """(condition name or None, statement) for every inline statement of a function."""
+    out: list[tuple[str | None, dict[str, Any]]] = []
+    for p in policies:
+        cond = None
+        if isinstance(p, dict) and "Fn::If" in p:
+            cond, p = p["Fn::If"][0], p["Fn::If"][1]
+        if isinstance(p, dict) and "Statement" in p:
+            out.extend((cond, s) for s in p["Statement"])
+    return out
+
+
+def actions(stmt: dict[str, Any]) -> set[str]:
+    a = stmt["Action"]
+    return {a} if isinstance(a, str) else set(a)
+
+
+@pytest.mark.parametrize("name", sorted(functions()))
+def test_every_function_reads_exactly_what_the_checks_and_reader_need(name: str) -> None:
+    # Given the IAM actions each check declares and the calls the snapshot reader makes
+    declared = {a for c in REGISTRY.values() for a in c.iam_actions}
+    assert declared <= set(READ_ACTIONS), "a check needs a call the reader never makes"
+    # When we read the function's unconditional EC2 grants
+    grants = [s for cond, s in statements(functions()[name]["Properties"]["Policies"]) if not cond]
+    ec2_read = {a for s in grants for a in actions(s) if a.startswith("ec2:")}
+    # Then they are exactly the reader's describe calls: nothing more, nothing less
+    assert ec2_read == set(READ_ACTIONS)
+
+
+@pytest.mark.parametrize("name", sorted(functions()))
+def test_mutating_permissions_exist_only_under_a_condition(name: str) -> None:
+    for cond, stmt in statements(functions()[name]["Properties"]["Policies"]):
+        if actions(stmt) & MUTATING_EC2:
+            assert cond in {"IsFixMode", "CanAutoAccept"}, f"{name}: {stmt['Sid']} is unconditional"
+            assert stmt["Resource"] != "*", f"{name}: {stmt['Sid']} is not scoped"
+
+
+def test_route_repairs_are_denied_on_resources_tagged_to_be_ignored() -> None:
+    for name, fn in functions().items():
+        for cond, stmt in statements(fn["Properties"]["Policies"]):
+            if cond == "IsFixMode" and "ec2:DeleteRoute" in actions(stmt):
+                tag = stmt["Condition"]["StringNotEquals"]
+                assert tag == {"ec2:ResourceTag/peerguard:ignore": "true"}, name
+
+
+def test_every_parameter_is_validated() -> None:
+    for name, p in template()["Parameters"].items():
+        rules = {"AllowedValues", "AllowedPattern", "MinValue"} & set(p)
+        assert rules, f"parameter {name} accepts anything"
+
+
+@pytest.mark.parametrize("name", sorted(functions()))
+def test_each_function_handler_exists(name: str) -> None:
+    props = functions()[name]["Properties"]
+    module, attr = props["Handler"].rsplit(".", 1)
+    path = ROOT / props["CodeUri"] / f"{module}.py"
+    spec = importlib.util.spec_from_file_location(f"handler_{name}", path)
+    assert spec and spec.loader, path
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert callable(getattr(mod, attr))
