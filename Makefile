@@ -27,6 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	for f in functions/*/app.py; do $(BIN)/mypy "$$f" || exit 1; done
 	$(BIN)/cfn-lint template.yaml
 
 # The SAM CLI pins boto3 exactly, so it gets a virtualenv of its own.

@@ -34,7 +34,7 @@ _Loader.add_multi_constructor("!", _tag)
 
 @cache
 def template() -> dict[str, Any]:
-    return yaml.load(TEMPLATE.read_text(), Loader=_Loader)  # noqa: S506 (SafeLoader subclass)
+    return yaml.load(TEMPLATE.read_text(), Loader=_Loader)
 
 
 def functions() -> dict[str, dict[str, Any]]:

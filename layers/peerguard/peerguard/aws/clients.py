@@ -65,7 +65,7 @@ class Clients:
             kwargs: dict[str, Any] = {"region_name": region, "config": RETRY_CONFIG}
             if self.endpoint_url:
                 kwargs["endpoint_url"] = self.endpoint_url
-            c = self.session.client(service, **kwargs)  # type: ignore[call-overload]
+            c = self.session.client(service, **kwargs)
             c.meta.events.register("before-call", self._count)
             self._cache[key] = c
         return self._cache[key]

@@ -8,7 +8,7 @@ rest of the audit still runs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -143,7 +143,7 @@ class Reader:
         r.tables |= self._tables(r, {"vpc-id": ids})
 
     def _paginate(
-        self, r: _Region, kind: str, op: str, key: str, filters: dict[str, Iterable[str]] | None
+        self, r: _Region, kind: str, op: str, key: str, filters: Mapping[str, Iterable[str]] | None
     ) -> Iterator[dict[str, Any]]:
         ec2 = self.clients.client("ec2", r.region)
         batches: list[list[dict[str, Any]]] = [[]]
@@ -173,12 +173,12 @@ class Reader:
         items = self._paginate(r, "vpcs", "describe_vpcs", "Vpcs", flt)
         return {v.vpc_id: v for v in (parse.vpc(i, r.region) for i in items) if _keep(v.vpc_id, ids)}
 
-    def _subnets(self, r: _Region, flt: dict[str, Iterable[str]] | None) -> dict[str, Subnet]:
+    def _subnets(self, r: _Region, flt: Mapping[str, Iterable[str]] | None) -> dict[str, Subnet]:
         items = self._paginate(r, "subnets", "describe_subnets", "Subnets", flt)
         subs = (parse.subnet(i) for i in items)
         return {s.subnet_id: s for s in subs if _match(flt, {"subnet-id": s.subnet_id, "vpc-id": s.vpc_id})}
 
-    def _tables(self, r: _Region, flt: dict[str, Iterable[str]] | None) -> dict[str, RouteTable]:
+    def _tables(self, r: _Region, flt: Mapping[str, Iterable[str]] | None) -> dict[str, RouteTable]:
         items = self._paginate(r, "route_tables", "describe_route_tables", "RouteTables", flt)
         tables = (parse.route_table(i) for i in items)
         return {
@@ -190,7 +190,7 @@ class Reader:
     def _peerings(
         self, r: _Region, ids: frozenset[str] | None, vpc_ids: set[str] | None
     ) -> dict[str, PeeringConnection]:
-        flt: dict[str, Iterable[str]] | None = None
+        flt: Mapping[str, Iterable[str]] | None = None
         if ids:
             flt = {"vpc-peering-connection-id": ids}
         elif vpc_ids:
@@ -253,7 +253,7 @@ def _keep(value: str, wanted: set[str] | None) -> bool:
     return wanted is None or value in wanted
 
 
-def _match(flt: dict[str, Iterable[str]] | None, values: dict[str, str]) -> bool:
+def _match(flt: Mapping[str, Iterable[str]] | None, values: dict[str, str]) -> bool:
     """Apply the filters again in code: keep items matching any of the filters given."""
     if not flt:
         return True
