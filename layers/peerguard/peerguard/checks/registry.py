@@ -19,6 +19,13 @@ class Allowed:
     vpc_ids: frozenset[str] = frozenset()
     cidrs: tuple[str, ...] = ()
 
+    def matches(self, owner_id: str, region: str, vpc_id: str) -> bool:
+        return (
+            self.account_id == owner_id
+            and (not self.regions or region in self.regions)
+            and (not self.vpc_ids or vpc_id in self.vpc_ids)
+        )
+
 
 @dataclass(frozen=True)
 class CheckContext:

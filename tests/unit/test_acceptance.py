@@ -1,0 +1,128 @@
+"""Auto-accept decisions: accept only allowlisted, non-overlapping requests with quota left."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from peerguard.acceptance import PlannedRoute, decide, pending_for_us, return_routes
+from peerguard.checks import Allowed, CheckContext
+from peerguard.model import PeeringConnection, PeeringSide, Route, RouteTable, Snapshot, Vpc
+
+US, THEM = "111111111111", "222222222222"
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def side(owner: str, vpc: str, *cidrs: str, region: str = "us-east-1") -> PeeringSide:
+    return PeeringSide(owner_id=owner, vpc_id=vpc, region=region, cidr_blocks=cidrs)
+
+
+def pcx(
+    pid: str, req: PeeringSide, acc: PeeringSide, status: str = "pending-acceptance", age_h=1
+) -> PeeringConnection:
+    expires = NOW + timedelta(days=7) - timedelta(hours=age_h)
+    return PeeringConnection(
+        pcx_id=pid, status=status, requester=req, accepter=acc, expiration_time=expires
+    )
+
+
+def snapshot(*peerings: PeeringConnection, tables: tuple[RouteTable, ...] = ()) -> Snapshot:
+    ours = Vpc(vpc_id="vpc-ours", owner_id=US, region="us-east-1", cidr_blocks=("10.0.0.0/16",))
+    return Snapshot(
+        account_id=US,
+        taken_at=NOW,
+        readable=frozenset({(US, "us-east-1")}),
+        vpcs={"vpc-ours": ours},
+        route_tables={t.route_table_id: t for t in tables},
+        peerings={p.pcx_id: p for p in peerings},
+    )
+
+
+OURS = side(US, "vpc-ours", "10.0.0.0/16")
+REQUEST = pcx("pcx-req", side(THEM, "vpc-theirs", "10.9.0.0/16"), OURS)
+ALLOW = CheckContext(allowlist=(Allowed(THEM),))
+
+
+def test_an_allowlisted_request_without_overlap_is_accepted_in_the_accepter_region() -> None:
+    v = decide(snapshot(REQUEST), REQUEST, ALLOW)
+    assert (v.action, v.region) == ("accept", "us-east-1")
+
+
+def test_a_request_from_an_unknown_account_is_alerted_not_accepted() -> None:
+    v = decide(snapshot(REQUEST), REQUEST, CheckContext(allowlist=(Allowed("333333333333"),)))
+    assert v.action == "alert" and THEM in v.reason
+
+
+def test_an_unknown_request_is_rejected_only_after_the_configured_delay() -> None:
+    old = pcx("pcx-old", REQUEST.requester, OURS, age_h=50)
+    ctx = CheckContext(allowlist=())
+    assert decide(snapshot(old), old, ctx, reject_unlisted_after=timedelta(hours=48)).action == (
+        "reject"
+    )
+    assert decide(
+        snapshot(REQUEST), REQUEST, ctx, reject_unlisted_after=timedelta(hours=48)
+    ).action == ("alert")
+
+
+def test_overlap_with_this_vpc_is_refused_with_privatelink_advice() -> None:
+    clash = pcx("pcx-clash", side(THEM, "vpc-theirs", "10.0.128.0/17"), OURS)
+    v = decide(snapshot(clash), clash, ALLOW)
+    assert v.action == "refuse"
+    assert "10.0.128.0/17 ~ 10.0.0.0/16" in v.reason and "PrivateLink" in v.reason
+
+
+def test_overlap_with_an_existing_peer_of_this_vpc_is_refused() -> None:
+    existing = pcx("pcx-old", side(US, "vpc-other", "10.9.0.0/20"), OURS, status="active")
+    v = decide(snapshot(existing, REQUEST), REQUEST, ALLOW)
+    assert v.action == "refuse" and "pcx-old" in v.reason
+
+
+@pytest.mark.parametrize(
+    ("entry", "action"),
+    [
+        (Allowed(THEM, regions=frozenset({"eu-west-1"})), "alert"),
+        (Allowed(THEM, vpc_ids=frozenset({"vpc-else"})), "alert"),
+        (Allowed(THEM, cidrs=("10.8.0.0/14",)), "accept"),
+        (Allowed(THEM, cidrs=("10.8.0.0/16",)), "refuse"),
+    ],
+)
+def test_allowlist_entries_narrow_by_region_vpc_and_cidr(entry: Allowed, action: str) -> None:
+    v = decide(snapshot(REQUEST), REQUEST, CheckContext(allowlist=(entry,)))
+    assert v.action == action, v.reason
+
+
+def test_a_full_peering_quota_refuses() -> None:
+    peers = [
+        pcx(f"pcx-{i}", side(US, f"vpc-{i}", f"172.16.{i}.0/24"), OURS, status="active")
+        for i in range(3)
+    ]
+    ctx = CheckContext(allowlist=(Allowed(THEM),), peering_quota=3)
+    v = decide(snapshot(*peers, REQUEST), REQUEST, ctx)
+    assert v.action == "refuse" and "quota 3" in v.reason
+
+
+def test_a_request_no_longer_pending_is_skipped() -> None:
+    done = pcx("pcx-done", REQUEST.requester, OURS, status="active")
+    assert decide(snapshot(done), done, ALLOW).action == "skip"
+    assert list(pending_for_us(snapshot(done, REQUEST))) == [REQUEST]
+
+
+def test_return_routes_go_only_to_tagged_tables_without_conflicts() -> None:
+    tagged = RouteTable(
+        route_table_id="rtb-tagged", vpc_id="vpc-ours", tags={"peerguard:peer-routes": "true"}
+    )
+    untagged = RouteTable(route_table_id="rtb-plain", vpc_id="vpc-ours")
+    busy = RouteTable(
+        route_table_id="rtb-busy",
+        vpc_id="vpc-ours",
+        tags={"peerguard:peer-routes": "true"},
+        routes=(Route(destination="10.9.0.0/24", target="tgw-1"),),
+    )
+    routes = return_routes(snapshot(REQUEST, tables=(tagged, untagged, busy)), REQUEST)
+    assert routes == [PlannedRoute("rtb-tagged", "10.9.0.0/16", "pcx-req")]
+    assert routes[0].parameters == {
+        "RouteTableId": "rtb-tagged",
+        "DestinationCidrBlock": "10.9.0.0/16",
+        "VpcPeeringConnectionId": "pcx-req",
+    }
