@@ -95,7 +95,10 @@ def pending_acceptance(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
             continue
         left = pcx.expiration_time - snap.taken_at if pcx.expiration_time else None
         urgent = left is not None and left < ctx.expiry_warning
-        expiry = f"; it expires at {pcx.expiration_time:%Y-%m-%d %H:%M} UTC" if left else ""
+        # `left` may be zero or negative (expiring now): still say when.
+        expiry = (
+            f"; it expires at {pcx.expiration_time:%Y-%m-%d %H:%M} UTC" if left is not None else ""
+        )
         yield pcx_finding(
             "peering.pending_acceptance",
             snap,

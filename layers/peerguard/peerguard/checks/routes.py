@@ -90,12 +90,21 @@ class _Gap:
     found_instead: set[str] = field(default_factory=set)
 
 
+# Default routes to these targets cannot carry traffic to a peer VPC's private range (no
+# edge-to-edge routing), so a more specific mirror route next to them changes nothing else.
+_INTERNET_TARGETS = ("igw-", "eigw-", "nat-")
+
+
+def _conflicts(route: Route, destination: str, pcx_id: str) -> bool:
+    """Would adding `destination` via `pcx_id` change where this route's traffic goes?"""
+    if not route.is_cidr or route.target == pcx_id or not overlaps(route.destination, destination):
+        return False
+    is_default = net(route.destination).prefixlen == 0
+    return not (is_default and route.target.startswith(_INTERNET_TARGETS))
+
+
 def _create_route(rt: RouteTable, destination: str, pcx_id: str) -> Remediation:
-    conflicts = [
-        r
-        for r in rt.routes
-        if r.is_cidr and r.target != pcx_id and overlaps(r.destination, destination)
-    ]
+    conflicts = [r for r in rt.routes if _conflicts(r, destination, pcx_id)]
     kwarg = "DestinationIpv6CidrBlock" if ":" in destination else "DestinationCidrBlock"
     params = {"RouteTableId": rt.route_table_id, kwarg: destination, "VpcPeeringConnectionId": pcx_id}
     if conflicts:
