@@ -1,0 +1,313 @@
+"""Typed parsing of the EventBridge events PeerGuard runs on, and what a change touched.
+
+Two kinds of event arrive: EC2 API calls recorded by CloudTrail ("AWS API Call via
+CloudTrail", source aws.ec2) and schedules ("Scheduled Event", source aws.events).
+`parse_change` turns the first into a `Change`: who did what, whether it failed, and the
+ids of every VPC, peering, route table, subnet, security group, network ACL and flow log
+it touched, taken from both `requestParameters` and `responseElements`.
+
+The per-call parameter models live in `peerguard.events.shapes`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+
+from peerguard.aws.snapshot import Scope
+from peerguard.events.shapes import SHAPES, Request, Response, Touches, UtcDatetime, touched
+
+# The calls the change auditor listens to (DESIGN section 3; the template's rule lists
+# exactly these, a test keeps them equal).
+EVENT_NAMES: tuple[str, ...] = (
+    "CreateVpcPeeringConnection",
+    "AcceptVpcPeeringConnection",
+    "RejectVpcPeeringConnection",
+    "DeleteVpcPeeringConnection",
+    "ModifyVpcPeeringConnectionOptions",
+    "CreateRoute",
+    "ReplaceRoute",
+    "DeleteRoute",
+    "CreateRouteTable",
+    "DeleteRouteTable",
+    "AssociateRouteTable",
+    "DisassociateRouteTable",
+    "ReplaceRouteTableAssociation",
+    "AssociateVpcCidrBlock",
+    "DisassociateVpcCidrBlock",
+    "AuthorizeSecurityGroupIngress",
+    "RevokeSecurityGroupIngress",
+    "ModifySecurityGroupRules",
+    "CreateNetworkAclEntry",
+    "ReplaceNetworkAclEntry",
+    "DeleteNetworkAclEntry",
+    "ReplaceNetworkAclAssociation",
+    "CreateFlowLogs",
+    "DeleteFlowLogs",
+)
+
+CLOUDTRAIL_DETAIL_TYPE = "AWS API Call via CloudTrail"
+EC2_SOURCE = "aws.ec2"
+EC2_EVENT_SOURCE = "ec2.amazonaws.com"
+SCHEDULE_DETAIL_TYPE = "Scheduled Event"
+SCHEDULE_SOURCE = "aws.events"
+
+_ENVELOPE_KEYS = (
+    "version",
+    "id",
+    "detail-type",
+    "source",
+    "account",
+    "time",
+    "region",
+    "resources",
+    "detail",
+)
+
+
+class MalformedEvent(ValueError):
+    """The event cannot be used; the message is one line naming what is wrong."""
+
+
+class NotOurs(MalformedEvent):
+    """A well-formed event PeerGuard does not handle (another detail-type, source or call).
+
+    Seeing one means an EventBridge rule matches more than it should: log it, do not retry.
+    """
+
+
+# -- the CloudTrail record and the envelopes ------------------------------------------
+
+
+class UserIdentity(BaseModel):
+    """Loose: exporters differ in key case ("accountId" / "accountid") and content."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    type: str | None = None
+    arn: str | None = None
+    principal_id: str | None = Field(None, alias="principalId")
+    invoked_by: str | None = Field(None, alias="invokedBy")
+
+
+class CloudTrailRecord(BaseModel):
+    """One CloudTrail record of an EC2 call (the `detail` of the EventBridge event)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
+
+    event_version: str = Field(alias="eventVersion")
+    event_id: str = Field(alias="eventID")
+    event_name: str = Field(alias="eventName")
+    event_source: Literal["ec2.amazonaws.com"] = Field(alias="eventSource")
+    event_time: UtcDatetime = Field(alias="eventTime")
+    aws_region: str = Field(alias="awsRegion")
+    recipient_account_id: str | None = Field(None, alias="recipientAccountId")
+    user_identity: UserIdentity = Field(default_factory=UserIdentity, alias="userIdentity")
+    source_ip_address: str | None = Field(None, alias="sourceIPAddress")
+    user_agent: str | None = Field(None, alias="userAgent")
+    request_id: str | None = Field(None, alias="requestID")
+    request_parameters: Request | None = Field(None, alias="requestParameters")
+    response_elements: Response | None = Field(None, alias="responseElements")
+    error_code: str | None = Field(None, alias="errorCode")
+    error_message: str | None = Field(None, alias="errorMessage")
+
+
+def _call_model(name: str, request: type[Request], response: type[Response]) -> type[Any]:
+    """CloudTrailRecord narrowed to one event name, with its typed parameters."""
+    fields: dict[str, Any] = {
+        "event_name": (Literal[(name,)], Field(alias="eventName")),
+        "request_parameters": (request | None, Field(None, alias="requestParameters")),
+        "response_elements": (response | None, Field(None, alias="responseElements")),
+    }
+    return create_model(f"{name}Call", __base__=CloudTrailRecord, **fields)
+
+
+CALL_MODELS: dict[str, type[CloudTrailRecord]] = {
+    name: _call_model(name, *shape) for name, shape in SHAPES.items()
+}
+
+if TYPE_CHECKING:
+    Ec2Call = CloudTrailRecord
+else:
+    # A discriminated union on eventName: each call gets its own parameter models.
+    Ec2Call = Annotated[Union[tuple(CALL_MODELS.values())], Field(discriminator="event_name")]  # noqa: UP007
+
+
+class Ec2CallEvent(EventBridgeModel):
+    """EventBridge envelope of an EC2 API call recorded by CloudTrail."""
+
+    detail_type: Literal["AWS API Call via CloudTrail"] = Field(alias="detail-type")
+    source: Literal["aws.ec2"]
+    detail: Ec2Call
+
+
+class ScheduledEvent(EventBridgeModel):
+    """EventBridge "Scheduled Event": `resources` holds the rule ARN, `detail` is {}."""
+
+    detail_type: Literal["Scheduled Event"] = Field(alias="detail-type")
+    source: Literal["aws.events"]
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+# -- what a change touched ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Change:
+    """An EC2 call PeerGuard watches, reduced to who, what, and which resources."""
+
+    event_id: str
+    event_name: str
+    region: str
+    account_id: str
+    event_time: datetime
+    actor: str | None
+    error_code: str | None = None
+    error_message: str | None = None
+    vpc_ids: frozenset[str] = frozenset()
+    peering_ids: frozenset[str] = frozenset()
+    route_table_ids: frozenset[str] = frozenset()
+    subnet_ids: frozenset[str] = frozenset()
+    security_group_ids: frozenset[str] = frozenset()
+    network_acl_ids: frozenset[str] = frozenset()
+    flow_log_ids: frozenset[str] = frozenset()
+    # rtbassoc-/aclassoc-/vpc-cidr-assoc- ids: all DisassociateRouteTable says about its target.
+    association_ids: frozenset[str] = frozenset()
+    # Other regions and accounts the call names (a cross-region or cross-account peer).
+    peer_regions: frozenset[str] = frozenset()
+    peer_account_ids: frozenset[str] = frozenset()
+    record: CloudTrailRecord | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def failed(self) -> bool:
+        """The call was refused: it changed nothing (a failed peering request is still news)."""
+        return self.error_code is not None
+
+    def scope(self) -> Scope:
+        """What the snapshot reader should read to judge this change."""
+        return Scope(
+            vpc_ids=self.vpc_ids,
+            peering_ids=self.peering_ids,
+            route_table_ids=self.route_table_ids,
+            subnet_ids=self.subnet_ids,
+        )
+
+
+def change_from_record(record: CloudTrailRecord, account_id: str | None = None) -> Change:
+    """A parsed record -> Change (`account_id`: the envelope's, if the record has none)."""
+    found: dict[Touches, set[str]] = {kind: set() for kind in Touches}
+    for part in (record.request_parameters, record.response_elements):
+        for kind, id_ in touched(part):
+            found[kind].add(id_)
+    account = record.recipient_account_id or account_id or ""
+    identity = record.user_identity
+    return Change(
+        event_id=record.event_id,
+        event_name=record.event_name,
+        region=record.aws_region,
+        account_id=account,
+        event_time=record.event_time,
+        actor=identity.arn or identity.invoked_by or identity.principal_id or identity.type,
+        error_code=record.error_code,
+        error_message=record.error_message,
+        vpc_ids=frozenset(found[Touches.VPC]),
+        peering_ids=frozenset(found[Touches.PEERING]),
+        route_table_ids=frozenset(found[Touches.ROUTE_TABLE]),
+        subnet_ids=frozenset(found[Touches.SUBNET]),
+        security_group_ids=frozenset(found[Touches.SECURITY_GROUP]),
+        network_acl_ids=frozenset(found[Touches.NETWORK_ACL]),
+        flow_log_ids=frozenset(found[Touches.FLOW_LOG]),
+        association_ids=frozenset(found[Touches.ASSOCIATION]),
+        peer_regions=frozenset(found[Touches.REGION] - {record.aws_region}),
+        peer_account_ids=frozenset(found[Touches.ACCOUNT] - {account}),
+        record=record,
+    )
+
+
+# -- entry points ---------------------------------------------------------------------------
+
+
+def one_line(error: ValidationError, drop: tuple[str, ...] = EVENT_NAMES) -> str:
+    """pydantic's multi-line report -> "detail.eventTime: Input should be ... (got '...')"."""
+    errors = error.errors()
+    first = errors[0]
+    # The union tag (an event name) is an artefact of the model, not a key of the event.
+    loc = ".".join(str(p) for p in first["loc"] if p not in drop) or "event"
+    got = repr(first.get("input"))
+    got = got if len(got) <= 60 else got[:57] + "..."
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{loc}: {first['msg']} (got {got}){more}"
+
+
+def _check_name(detail: Any, where: str) -> None:
+    if not isinstance(detail, dict):
+        raise MalformedEvent(f"{where} is not a JSON object (got {type(detail).__name__})")
+    name = detail.get("eventName")
+    if not name:
+        raise MalformedEvent(f"{where}.eventName is missing")
+    if name not in SHAPES:
+        raise NotOurs(f"event name {name!r} is not one PeerGuard audits")
+
+
+def _check_envelope(event: Any, detail_type: str, source: str) -> None:
+    if not isinstance(event, dict):
+        raise MalformedEvent(f"event is not a JSON object (got {type(event).__name__})")
+    missing = [key for key in _ENVELOPE_KEYS if key not in event]
+    if missing and "eventName" in event:
+        raise MalformedEvent("a bare CloudTrail record, not an EventBridge event")
+    if missing:
+        raise MalformedEvent(f"not an EventBridge event: missing {', '.join(missing)}")
+    if event["detail-type"] != detail_type or event["source"] != source:
+        raise NotOurs(
+            f"expected detail-type {detail_type!r} from {source!r}, "
+            f"got {event['detail-type']!r} from {event['source']!r}"
+        )
+
+
+def parse_call(event: Any) -> Ec2CallEvent:
+    """Validate a CloudTrail-via-EventBridge event into its typed model."""
+    _check_envelope(event, CLOUDTRAIL_DETAIL_TYPE, EC2_SOURCE)
+    _check_name(event["detail"], "detail")
+    try:
+        return parse(event=event, model=Ec2CallEvent)
+    except ValidationError as error:
+        raise MalformedEvent(one_line(error)) from None
+
+
+def parse_change(event: Any) -> Change:
+    """CloudTrail-via-EventBridge event -> Change. Raises MalformedEvent (NotOurs for
+    events of another kind or call)."""
+    parsed = parse_call(event)
+    return change_from_record(parsed.detail, parsed.account)
+
+
+_RECORD = TypeAdapter(Ec2Call)
+
+
+def parse_record(record: Any) -> Change:
+    """A bare CloudTrail record (as in S3 log files or `Records[]`) -> Change."""
+    _check_name(record, "record")
+    try:
+        return change_from_record(_RECORD.validate_python(record))
+    except ValidationError as error:
+        raise MalformedEvent(one_line(error)) from None
+
+
+def parse_schedule(event: Any) -> ScheduledEvent:
+    _check_envelope(event, SCHEDULE_DETAIL_TYPE, SCHEDULE_SOURCE)
+    try:
+        return parse(event=event, model=ScheduledEvent)
+    except ValidationError as error:
+        raise MalformedEvent(one_line(error)) from None
+
+
+def parse_event(event: Any) -> Change | ScheduledEvent:
+    """Either kind of trigger (the acceptance function gets both)."""
+    if isinstance(event, dict) and event.get("detail-type") == SCHEDULE_DETAIL_TYPE:
+        return parse_schedule(event)
+    return parse_change(event)
