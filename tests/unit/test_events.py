@@ -298,6 +298,12 @@ def _without(key: str) -> dict[str, Any]:
     return event
 
 
+def _without_in_detail(key: str) -> dict[str, Any]:
+    event = load("CreateRoute")
+    del event["detail"][key]
+    return event
+
+
 def _with_detail(**changes: Any) -> dict[str, Any]:
     event = load("CreateRoute")
     event["detail"].update(changes)
@@ -323,6 +329,7 @@ def _with_params(params: Any) -> dict[str, Any]:
         (_with_detail(eventTime="yesterday"), MalformedEvent, "detail.eventTime: Input should be"),
         (_with_detail(eventSource="s3.amazonaws.com"), MalformedEvent, "detail.eventSource:"),
         (_with_detail(eventID=None), MalformedEvent, "detail.eventID: Input should be a valid"),
+        (_without_in_detail("awsRegion"), MalformedEvent, "detail.awsRegion: Field required"),
         (
             _with_params({"routeTableId": RTB_A, "destinationCidrBlock": ["x"]}),
             MalformedEvent,

@@ -238,10 +238,12 @@ def one_line(error: ValidationError, drop: tuple[str, ...] = EVENT_NAMES) -> str
     first = errors[0]
     # The union tag (an event name) is an artefact of the model, not a key of the event.
     loc = ".".join(str(p) for p in first["loc"] if p not in drop) or "event"
-    got = repr(first.get("input"))
-    got = got if len(got) <= 60 else got[:57] + "..."
+    got = ""
+    if first["type"] != "missing":  # for a missing key the input is the whole parent
+        shown = repr(first.get("input"))
+        got = f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
     more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{loc}: {first['msg']} (got {got}){more}"
+    return f"{loc}: {first['msg']}{got}{more}"
 
 
 def _check_name(detail: Any, where: str) -> None:
@@ -299,6 +301,7 @@ def parse_record(record: Any) -> Change:
 
 
 def parse_schedule(event: Any) -> ScheduledEvent:
+    """Validate an EventBridge "Scheduled Event"."""
     _check_envelope(event, SCHEDULE_DETAIL_TYPE, SCHEDULE_SOURCE)
     try:
         return parse(event=event, model=ScheduledEvent)
