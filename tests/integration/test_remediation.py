@@ -45,6 +45,8 @@ class Topology:
 def build(ec2: Any) -> Topology:
     """A (10.0/16) peers with B (10.1/16) and C (10.2/16); D (10.3/16)'s peering was deleted.
 
+    Both of A's tables route to B and C (so the mirror routes, whole VPC blocks, open
+    nothing new).
     Missing return routes: B's table rt-b2 and C's table rt-c. Blackholes: rt-a1 and rt-d
     still route through the deleted A-D peering. rt-b1 is healthy. rt-a1 also has an
     internet route that must never be touched.
@@ -78,6 +80,7 @@ def build(ec2: Any) -> Topology:
     route("a1", "10.1.0.0/16", "b")
     route("a2", "10.1.0.0/16", "b")
     route("a2", "10.2.0.0/16", "c")
+    route("a1", "10.2.0.0/16", "c")
     route("b1", "10.0.0.0/16", "b")  # the only return route that exists
     route("a1", "10.3.0.0/16", "d")
     route("d", "10.0.0.0/16", "d")

@@ -20,10 +20,12 @@ from botocore.exceptions import (
 )
 
 from peerguard import checks as catalogue
-from peerguard.audit import audit
+from peerguard.audit import AuditResult, audit
 from peerguard.aws.clients import Clients, check_region
-from peerguard.checks import Allowed, CheckContext
+from peerguard.checks import Allowed, Check, CheckContext
 from peerguard.findings import Severity
+from peerguard.remediation import MemoryRecorder, Mode, RemediationConfig, remediate
+from peerguard.remediation import report as remediation_report
 from peerguard.report import table
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -58,6 +60,19 @@ def _severity(value: str) -> Severity:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _mode(value: str) -> Mode:
+    try:
+        return Mode.parse(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _count(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"bad number {value!r} (expected 0 or more)")
+    return int(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="peerguard", description="Audit and repair AWS VPC peering.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -75,6 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--output", metavar="FILE", help="write the report to FILE instead of stdout")
     a.add_argument("--fail-on", type=_severity, default=Severity.HIGH, metavar="SEVERITY",
                    help="exit 1 when a finding is at or above this severity (default: high)")
+    a.add_argument("--mode", type=_mode, default=Mode.NOTIFY, metavar="notify|dry-run|fix",
+                   help="after the audit: only report (default), verify the fixes with EC2 "
+                   "DryRun, or apply them within the safety rails and re-audit")
+    a.add_argument("--max-changes", type=_count, default=10, metavar="N",
+                   help="with --mode fix: at most N changes, the rest are reported (default: 10)")
+    a.add_argument("--fix-dns", action="store_true",
+                   help="with --mode dry-run/fix: also allow DNS resolution from remote VPCs")
 
     sub.add_parser("checks", help="list the check catalogue")
 
@@ -94,10 +116,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
         raise UsageError("no region given: use --region or set AWS_REGION")
     clients = Clients(session, endpoint_url=args.endpoint_url, default_region=regions[0])
     allow = tuple(Allowed(a) for a in args.allow) if args.allow else None
-    result = audit(clients, regions, CheckContext(allowlist=allow), selected)
+    ctx = CheckContext(allowlist=allow)
+    result = audit(clients, regions, ctx, selected)
     text = (
         json.dumps(result.to_json(), indent=2) + "\n" if args.format == "json" else table(result)
     )
+    if args.mode is not Mode.NOTIFY:
+        result, text = _remediate(args, clients, regions, ctx, selected, result)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -106,6 +131,33 @@ def cmd_audit(args: argparse.Namespace) -> int:
     for w in result.warnings:
         print(f"peerguard: warning: {w}", file=sys.stderr)
     return EXIT_FINDINGS if result.at_or_above(args.fail_on) else EXIT_OK
+
+
+def _remediate(
+    args: argparse.Namespace,
+    clients: Clients,
+    regions: list[str],
+    ctx: CheckContext,
+    selected: list[Check],
+    audited: AuditResult,
+) -> tuple[AuditResult, str]:
+    """Plan and apply (dry-run or fix) what the audit found; with fix, re-audit after."""
+    config = RemediationConfig(
+        default_mode=args.mode, fix_dns=args.fix_dns, max_changes=args.max_changes
+    )
+    done = remediate(
+        clients, audited.findings, audited.snapshot, config,
+        ctx=ctx, regions=regions, recorder=MemoryRecorder(), trigger="cli",
+    )
+    result = audit(clients, regions, ctx, selected) if args.mode is Mode.FIX else audited
+    if args.format == "json":
+        body = result.to_json()
+        body["remediation"] = {**done.to_json(), "findings_before": len(audited.findings)}
+        return result, json.dumps(body, indent=2) + "\n"
+    if args.mode is Mode.FIX:
+        after = "\nAfter the fixes:\n" + table(result)
+        return result, table(audited) + "\n" + remediation_report.table(done) + after
+    return result, table(audited) + "\n" + remediation_report.table(done)
 
 
 def cmd_checks() -> int:

@@ -119,32 +119,32 @@ class RemediationResult:
     outcomes: list[Outcome] = field(default_factory=list)
     changes_attempted: int = 0
 
-    def _with(self, status: Status) -> list[Outcome]:
+    def with_status(self, status: Status) -> list[Outcome]:
         return [o for o in self.outcomes if o.status is status]
 
     @property
     def applied(self) -> list[Outcome]:
-        return self._with(Status.APPLIED)
+        return self.with_status(Status.APPLIED)
 
     @property
     def verified(self) -> list[Outcome]:
-        return self._with(Status.VERIFIED)
+        return self.with_status(Status.VERIFIED)
 
     @property
     def skipped(self) -> list[Outcome]:
-        return self._with(Status.SKIPPED)
+        return self.with_status(Status.SKIPPED)
 
     @property
     def pending(self) -> list[Outcome]:
-        return self._with(Status.PENDING)
+        return self.with_status(Status.PENDING)
 
     @property
     def failed(self) -> list[Outcome]:
-        return self._with(Status.FAILED)
+        return self.with_status(Status.FAILED)
 
     @property
     def proposed(self) -> list[Outcome]:
-        return self._with(Status.PROPOSED)
+        return self.with_status(Status.PROPOSED)
 
     def failure_findings(self) -> list[Finding]:
         return [o.failure_finding() for o in self.failed]
@@ -168,7 +168,7 @@ class RemediationResult:
             "trigger": self.trigger,
             "changes_attempted": self.changes_attempted,
             "counts": {s.value: counts.get(s.value, 0) for s in Status},
-            **{s.value: [o.to_json() for o in self._with(s)] for s in Status},
+            **{s.value: [o.to_json() for o in self.with_status(s)] for s in Status},
         }
 
 

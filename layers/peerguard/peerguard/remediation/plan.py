@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from peerguard.checks.routes import _conflicts as route_conflicts
 from peerguard.findings import Finding
 from peerguard.model import ACTIVE, DEAD_STATES, RouteTable, Snapshot, overlaps, within
 
@@ -242,11 +243,15 @@ def _refuse_create_route(call: Call, snap: Snapshot) -> str | None:
 
 
 def conflicts(rt: RouteTable, destination: str, pcx_id: str) -> str:
-    """Routes of `rt` overlapping `destination` with another target, as text ('' if none)."""
+    """Routes of `rt` whose traffic a new route would take, as text ('' if none).
+
+    The same rule as the check's own proposal (a default route to the internet is not a
+    conflict: the return route is meant to win over it).
+    """
     return ", ".join(
         f"{r.destination} -> {r.target}"
         for r in rt.routes
-        if r.is_cidr and r.target != pcx_id and overlaps(r.destination, destination)
+        if route_conflicts(r, destination, pcx_id)
     )
 
 

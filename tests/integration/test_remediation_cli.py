@@ -1,0 +1,128 @@
+"""`peerguard audit --mode notify|dry-run|fix` against in-process moto."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from peerguard import cli
+from peerguard.aws.clients import Clients
+from tests.integration.test_remediation import build, error_response, routes_by_table
+
+REGION = "us-east-1"
+
+
+class AwsDryRunClients(Clients):
+    """Clients whose EC2 answers DryRun=True like AWS (moto 5.2.5 would make the change)."""
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        c = super().client(service, region)
+        if service == "ec2" and not getattr(c, "_answers_dry_run", False):
+            c.meta.events.register("before-call.ec2", _answer_dry_run)
+            c._answers_dry_run = True
+        return c
+
+
+def _answer_dry_run(params: dict[str, Any], **_: Any) -> Any:
+    if str(params.get("body", {}).get("DryRun", "")).lower() == "true":
+        return error_response("DryRunOperation", 412)
+    return None
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = cli.main(["audit", "--region", REGION, *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_notify_is_the_default_and_unchanged(ec2: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    build(ec2)
+    before = routes_by_table(ec2)
+    code, out, _ = run(capsys, "--format", "json")
+    body = json.loads(out)
+    assert "remediation" not in body and set(body) == {"findings", "summary"}
+    assert code == cli.EXIT_FINDINGS  # missing return routes are high
+    assert routes_by_table(ec2) == before
+
+
+def test_fix_applies_then_reports_the_remaining_findings(
+    ec2: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    t = build(ec2)
+    code, out, _ = run(capsys, "--format", "json", "--mode", "fix")
+    body = json.loads(out)
+    rem = body["remediation"]
+    assert rem["mode"] == "fix" and rem["counts"]["applied"] == 4
+    assert rem["findings_before"] > body["summary"]["total"]
+    left = {f["check_id"] for f in body["findings"]}
+    assert not left & {"route.blackhole", "route.missing_reciprocal"}
+    assert code == cli.EXIT_OK  # exit code follows the findings left, none of them high
+    assert routes_by_table(ec2)[t.rt["b2"]] >= {("10.0.0.0/16", t.pcx["b"])}
+
+
+def test_fix_table_shows_what_was_done(ec2: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    t = build(ec2)
+    _, out, _ = run(capsys, "--mode", "fix", "--max-changes", "1")
+    assert "Remediation (mode fix, at most 1 changes): 1 applied, 3 pending" in out
+    assert "APPLIED" in out and "undo: " in out and "change cap reached" in out
+    assert "After the fixes:" in out
+    assert t.rt["a1"] in out
+
+
+def test_dry_run_prints_the_calls_and_changes_nothing(
+    ec2: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli, "Clients", AwsDryRunClients)
+    t = build(ec2)
+    before = routes_by_table(ec2)
+    code, out, _ = run(capsys, "--mode", "dry-run")
+    assert routes_by_table(ec2) == before
+    assert "4 verified" in out
+    assert (
+        f"CreateRoute(RouteTableId={t.rt['b2']}, DestinationCidrBlock=10.0.0.0/16, "
+        f"VpcPeeringConnectionId={t.pcx['b']})" in out
+    )
+    assert code == cli.EXIT_FINDINGS  # dry-run fixes nothing
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--mode", "yolo"], "unknown mode 'yolo'"),
+        (["--max-changes", "-3"], "bad number '-3'"),
+        (["--max-changes", "many"], "bad number 'many'"),
+    ],
+)
+def test_bad_flags_are_one_line_usage_errors(
+    aws: None, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    code, out, err = run(capsys, *args)
+    assert code == cli.EXIT_ERROR and out == ""
+    assert err.count("\n") == 1 and message in err and err.startswith("peerguard: error: usage:")
+
+
+def test_denied_fix_is_reported_not_a_crash(
+    ec2: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class DeniedClients(Clients):
+        def client(self, service: str, region: str | None = None) -> Any:
+            c = super().client(service, region)
+            if service == "ec2" and not getattr(c, "_denies", False):
+                c.meta.events.register(
+                    "before-call.ec2.DeleteRoute",
+                    lambda **_: error_response("UnauthorizedOperation", 403),
+                )
+                c._denies = True
+            return c
+
+    monkeypatch.setattr(cli, "Clients", DeniedClients)
+    build(ec2)
+    code, out, _ = run(capsys, "--mode", "fix", "--format", "json", "--fail-on", "medium")
+    body = json.loads(out)
+    rem = body["remediation"]
+    assert rem["counts"]["failed"] == 2 and rem["counts"]["applied"] == 2
+    assert all("ec2:DeleteRoute was denied" in f["message"] for f in rem["failed"])
+    assert [f["check_id"] for f in body["findings"]].count("route.blackhole") == 2
+    assert code == cli.EXIT_FINDINGS  # the blackholes (medium) are still there
