@@ -25,6 +25,7 @@ from peerguard.state import OPEN, RESOLVED, FindingStore
 
 log = logging.getLogger(__name__)
 
+CHANNEL_OUTCOMES = ("delivered", "dead_lettered", "undelivered")
 SQS_MAX_BYTES = 250_000  # SendMessage limit is 256 KiB, keep room for attributes
 
 
@@ -87,7 +88,10 @@ class DispatchSummary:
     def to_dict(self) -> dict[str, Any]:
         return {
             "decisions": {k.value: self.decisions.get(k.value, 0) for k in Kind},
-            "channels": {name: dict(c) for name, c in sorted(self.channels.items())},
+            "channels": {
+                name: {k: c.get(k, 0) for k in CHANNEL_OUTCOMES}
+                for name, c in sorted(self.channels.items())
+            },
             "raced": self.raced,
             "unrecorded": self.unrecorded,
         }

@@ -1,0 +1,109 @@
+"""The finding state store against DynamoDB in moto: claims, records, expiry, resolve scan."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import boto3
+import pytest
+
+from peerguard.state import OPEN, RESOLVED, FindingStore
+from tests.unit.test_notify_dedup import ACCOUNT, NOW, REGION, finding
+
+TABLE = "peerguard-state"
+
+
+def make_table(dynamodb) -> None:  # type: ignore[no-untyped-def]
+    dynamodb.create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.update_time_to_live(
+        TableName=TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"}
+    )
+
+
+@pytest.fixture
+def dynamodb(aws: None):  # type: ignore[no-untyped-def]
+    client = boto3.client("dynamodb", region_name=REGION)
+    make_table(client)
+    return client
+
+
+@pytest.fixture
+def store(dynamodb) -> FindingStore:  # type: ignore[no-untyped-def]
+    return FindingStore(dynamodb, TABLE, retention=timedelta(days=30))
+
+
+def test_a_claimed_and_recorded_finding_reads_back_whole(store: FindingStore, dynamodb) -> None:  # type: ignore[no-untyped-def]
+    f = finding(key="10.1.0.0/16")
+    revision = store.claim(f, None, NOW)
+    assert revision == 1
+    assert store.record(f, OPEN, revision, NOW)
+
+    state = store.get_many([f.fingerprint])[f.fingerprint]
+    assert state.finding == f and state.finding.fingerprint == f.fingerprint  # key kept
+    assert (state.status, state.content_hash, state.notified_at) == (OPEN, f.content_hash, NOW)
+    assert (state.first_seen, state.peering_connection_id, state.revision) == (NOW, "pcx-1", 1)
+    item = dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": f"finding#{f.fingerprint}"}})["Item"]
+    assert int(item["ttl"]["N"]) == int((NOW + timedelta(days=30)).timestamp())
+
+
+def test_only_one_of_two_concurrent_claims_wins(store: FindingStore) -> None:
+    f = finding()
+    assert store.claim(f, None, NOW) == 1
+    assert store.claim(f, None, NOW) is None  # the other invocation read "absent" too
+    state = store.get_many([f.fingerprint])[f.fingerprint]
+    assert store.claim(f, state, NOW) == 2
+    assert store.claim(f, state, NOW) is None  # same stale read, already bumped
+
+
+def test_a_record_under_a_lost_claim_is_refused(store: FindingStore) -> None:
+    f = finding()
+    first = store.claim(f, None, NOW)
+    assert first is not None
+    state = store.get_many([f.fingerprint])[f.fingerprint]
+    store.claim(f, state, NOW + timedelta(hours=1))  # lease expired, someone re-claimed
+    assert not store.record(f, OPEN, first, NOW)
+
+
+def test_touch_moves_last_seen_but_never_creates_an_item(store: FindingStore) -> None:
+    f = finding()
+    assert not store.touch(f.fingerprint, NOW)
+    assert store.get_many([f.fingerprint]) == {}
+    store.record(f, OPEN, store.claim(f, None, NOW) or 0, NOW)
+    later = NOW + timedelta(hours=2)
+    assert store.touch(f.fingerprint, later)
+    state = store.get_many([f.fingerprint])[f.fingerprint]
+    assert (state.last_seen, state.notified_at) == (later, NOW)
+
+
+def test_open_states_lists_open_findings_of_the_account_and_regions(
+    store: FindingStore, dynamodb
+) -> None:  # type: ignore[no-untyped-def]
+    opened, resolved, elsewhere = (
+        finding("rtb-1"),
+        finding("rtb-2"),
+        finding("rtb-3", region="eu-west-1"),
+    )
+    for f, status in ((opened, OPEN), (resolved, RESOLVED), (elsewhere, OPEN)):
+        store.record(f, status, store.claim(f, None, NOW) or 0, NOW)
+    # an idempotency record sharing the table is not a finding
+    dynamodb.put_item(TableName=TABLE, Item={"pk": {"S": "idem#abc"}, "status": {"S": OPEN}})
+    found = list(store.open_states(ACCOUNT, [REGION]))
+    assert [s.resource_id for s in found] == ["rtb-1"]
+    assert list(store.open_states("999999999999", [REGION])) == []
+
+
+def test_get_many_reads_more_than_one_batch(store: FindingStore) -> None:
+    findings = [finding(f"rtb-{i}") for i in range(130)]
+    for f in findings[::2]:
+        store.claim(f, None, NOW)
+    assert len(store.get_many(f.fingerprint for f in findings)) == 65
+
+
+def test_a_store_without_a_table_name_says_so(dynamodb) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match="PEERGUARD_TABLE"):
+        FindingStore(dynamodb, "")
