@@ -566,3 +566,22 @@ def test_result_json_lists_every_bucket(ec2: Any, clients: Clients) -> None:
     assert body["counts"]["applied"] == 2 and body["counts"]["pending"] == 2
     assert set(body) >= {"applied", "verified", "skipped", "pending", "failed", "proposed"}
     assert body["applied"][0]["cli"].startswith("aws ec2 ")
+
+
+def test_a_lost_change_record_is_reported_and_the_run_goes_on(ec2: Any, clients: Clients) -> None:
+    class BrokenRecorder:
+        def record(self, change: Any) -> None:
+            raise ConnectionError("table unreachable")
+
+    build(ec2)
+    result = run_audit(clients)
+    outcome = remediate(
+        clients,
+        result.findings,
+        result.snapshot,
+        RemediationConfig(default_mode=Mode.FIX),
+        recorder=BrokenRecorder(),
+    )
+    assert len(outcome.applied) == 4
+    assert all(o.recorded is False for o in outcome.applied)
+    assert all("change record failed: ConnectionError" in o.message for o in outcome.applied)
