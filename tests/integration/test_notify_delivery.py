@@ -17,12 +17,14 @@ from botocore.stub import Stubber
 from peerguard.notify import (
     Coverage,
     DeadLetter,
+    Failure,
     SecurityHubNotifier,
     SlackNotifier,
     SnsNotifier,
     dispatch,
 )
 from peerguard.notify.core import Notification, Status
+from peerguard.notify.securityhub import render
 from peerguard.notify.slack import SlackError
 from peerguard.state import FindingStore
 from tests.integration.test_state_store import TABLE, make_table
@@ -401,3 +403,23 @@ def test_a_concurrent_invocation_does_not_announce_a_claimed_finding(world) -> N
     world["store"].claim(f, None, NOW)  # the other invocation got there first
     summary = run(world, [f], NOW, [world["sns"]])
     assert summary.decisions["suppressed"] == 1 and drain(world["sqs"], world["queue"]) == []
+
+
+def test_a_failure_too_big_for_one_sqs_message_is_split_losing_nothing(world) -> None:  # type: ignore[no-untyped-def]
+    notes = [note(f"rtb-{i:03d}") for i in range(100)]
+    notes = [
+        Notification(n.finding.model_copy(update={"detail": "d" * 3000}), n.status, NOW, NOW)
+        for n in notes
+    ]
+    asff = [render(n, REGION, ACCOUNT) for n in notes]
+    sent = world["dead_letter"].send("securityhub", Failure(tuple(notes), "boom", asff), NOW)
+    messages = drain(world["sqs"], world["dlq"])
+    assert sent == len(messages) > 1
+    bodies = [json.loads(m["Body"]) for m in messages]
+    assert all(len(m["Body"].encode()) < 256 * 1024 for m in messages)
+    for body in bodies:  # each part keeps its own findings and their payload, item for item
+        assert [n["fingerprint"] for n in body["notifications"]] == [
+            a["ProductFields"]["peerguard/fingerprint"] for a in body["payload"]
+        ]
+    got = sorted(n["resource_id"] for b in bodies for n in b["notifications"])
+    assert got == [f"rtb-{i:03d}" for i in range(100)]
