@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from peerguard.model import PeeringConnection, PeeringSide, Route, RouteTable, Subnet, Vpc
+from peerguard.model import (
+    PeeringConnection,
+    PeeringSide,
+    Route,
+    RouteTable,
+    Snapshot,
+    Subnet,
+    Vpc,
+)
 
 Json = dict[str, Any]
 
@@ -134,3 +142,60 @@ def peering(item: Json, region: str) -> PeeringConnection:
 
 def by_id(items: Iterable[Any], attr: str) -> dict[str, Any]:
     return {getattr(i, attr): i for i in items}
+
+
+def snapshot_from_responses(
+    account_id: str,
+    region: str,
+    *,
+    peerings: Iterable[Json] = (),
+    route_tables: Iterable[Json] = (),
+    vpcs: Iterable[Json] = (),
+    subnets: Iterable[Json] = (),
+    taken_at: datetime | None = None,
+) -> Snapshot:
+    """A Snapshot of one account/region from recorded describe responses (the response dicts,
+    e.g. `{"VpcPeeringConnections": [...]}`; several pages each).
+
+    Recordings often lack DescribeVpcs: a VPC not described is then synthesised from what
+    the other responses say about it: the blocks of its "local" routes (one per associated
+    block) and otherwise its peering's CidrBlock(Set). Subnets are never synthesised: their
+    CIDRs are not in the other responses, so per-subnet checks see only what was recorded.
+    """
+    pcx = [peering(i, region) for page in peerings for i in page.get("VpcPeeringConnections", [])]
+    tables = [route_table(i) for page in route_tables for i in page.get("RouteTables", [])]
+    known = {v.vpc_id: v for v in (vpc(i, region) for page in vpcs for i in page.get("Vpcs", []))}
+    found: dict[str, Vpc] = {}
+    for p in pcx:
+        for side in p.sides:
+            if (side.owner_id or account_id, side.region) == (account_id, region):
+                found[side.vpc_id] = Vpc(
+                    vpc_id=side.vpc_id,
+                    owner_id=side.owner_id or account_id,
+                    region=region,
+                    cidr_blocks=side.cidr_blocks,
+                    ipv6_cidr_blocks=side.ipv6_cidr_blocks,
+                )
+    for t in tables:
+        local = [r.destination for r in t.routes if r.target == "local" and r.is_cidr]
+        v4 = tuple(c for c in local if ":" not in c)
+        v6 = tuple(c for c in local if ":" in c)
+        prior = found.get(t.vpc_id)
+        found[t.vpc_id] = Vpc(
+            vpc_id=t.vpc_id,
+            owner_id=t.owner_id or (prior.owner_id if prior else account_id),
+            region=region,
+            cidr_blocks=tuple(dict.fromkeys((prior.cidr_blocks if prior else ()) + v4)),
+            ipv6_cidr_blocks=tuple(dict.fromkeys((prior.ipv6_cidr_blocks if prior else ()) + v6)),
+        )
+    return Snapshot(
+        account_id=account_id,
+        taken_at=taken_at or datetime.now(UTC),
+        readable=frozenset({(account_id, region)}),
+        vpcs=found | known,
+        subnets=by_id(
+            (subnet(i) for page in subnets for i in page.get("Subnets", [])), "subnet_id"
+        ),
+        route_tables=by_id(tables, "route_table_id"),
+        peerings=by_id(pcx, "pcx_id"),
+    )
