@@ -97,6 +97,7 @@ def removable(net: Net, used: dict[str, list[str]]) -> list[tuple[str, str, str]
 PROPERTY = settings(
     max_examples=100,
     derandomize=True,
+    database=None,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
