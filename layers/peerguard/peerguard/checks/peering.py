@@ -56,10 +56,10 @@ def own_sides(snap: Snapshot, pcx: PeeringConnection) -> Iterator[PeeringSide]:
     """The sides of `pcx` that belong to the audited account and were read."""
     seen = set()
     for side in pcx.sides:
-        if side.owner_id == snap.account_id and snap.can_read(side.owner_id, side.region):
-            if side.vpc_id not in seen:
-                seen.add(side.vpc_id)
-                yield side
+        ours = side.owner_id == snap.account_id and snap.can_read(side.owner_id, side.region)
+        if ours and side.vpc_id not in seen:
+            seen.add(side.vpc_id)
+            yield side
 
 
 def home_side(snap: Snapshot, pcx: PeeringConnection) -> PeeringSide:
@@ -154,7 +154,9 @@ def not_allowlisted(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
                 f"{describe(pcx)} is {pcx.status} with account {other.owner_id} "
                 f"({other.vpc_id} in {other.region}), which is not on the allowlist.",
                 remediation=Remediation(
-                    action="RejectVpcPeeringConnection" if pending else "DeleteVpcPeeringConnection",
+                    action=(
+                        "RejectVpcPeeringConnection" if pending else "DeleteVpcPeeringConnection"
+                    ),
                     parameters={"VpcPeeringConnectionId": pcx.pcx_id},
                     automatic=False,
                     reason="rejecting or deleting a peering is left to a person",
@@ -175,9 +177,7 @@ def cidr_overlap(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     for pcx in snap.peerings.values():
         if pcx.status in DEAD_STATES - {"failed"}:
             continue
-        clash = list(
-            cidr_family_pairs(snap.vpc_cidrs(pcx.requester), snap.vpc_cidrs(pcx.accepter))
-        )
+        clash = list(cidr_family_pairs(snap.vpc_cidrs(pcx.requester), snap.vpc_cidrs(pcx.accepter)))
         if not clash:
             continue
         pairs = ", ".join(f"{a} ~ {b}" for a, b in clash)
@@ -217,9 +217,7 @@ def failed(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     iam_actions=READ_NET,
 )
 def no_routes(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
-    used = {
-        r.target for rt in snap.route_tables.values() for r in rt.routes if r.peering_id
-    }
+    used = {r.target for rt in snap.route_tables.values() for r in rt.routes if r.peering_id}
     for pcx in snap.peerings.values():
         if pcx.status != ACTIVE or pcx.pcx_id in used:
             continue
@@ -270,7 +268,9 @@ def dns_resolution_disabled(snap: Snapshot, ctx: CheckContext) -> Iterator[Findi
                     action="ModifyVpcPeeringConnectionOptions",
                     parameters={
                         "VpcPeeringConnectionId": pcx.pcx_id,
-                        f"{role}PeeringConnectionOptions": {"AllowDnsResolutionFromRemoteVpc": True},
+                        f"{role}PeeringConnectionOptions": {
+                            "AllowDnsResolutionFromRemoteVpc": True
+                        },
                     },
                     automatic=True,
                 ),

@@ -106,7 +106,11 @@ def _conflicts(route: Route, destination: str, pcx_id: str) -> bool:
 def _create_route(rt: RouteTable, destination: str, pcx_id: str) -> Remediation:
     conflicts = [r for r in rt.routes if _conflicts(r, destination, pcx_id)]
     kwarg = "DestinationIpv6CidrBlock" if ":" in destination else "DestinationCidrBlock"
-    params = {"RouteTableId": rt.route_table_id, kwarg: destination, "VpcPeeringConnectionId": pcx_id}
+    params = {
+        "RouteTableId": rt.route_table_id,
+        kwarg: destination,
+        "VpcPeeringConnectionId": pcx_id,
+    }
     if conflicts:
         why = ", ".join(f"{r.destination} -> {r.target}" for r in conflicts)
         return Remediation(
@@ -230,7 +234,10 @@ def blackhole(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
                 key=r.destination,
                 remediation=Remediation(
                     action="DeleteRoute",
-                    parameters={"RouteTableId": rt.route_table_id, r.destination_kwarg: r.destination},
+                    parameters={
+                        "RouteTableId": rt.route_table_id,
+                        r.destination_kwarg: r.destination,
+                    },
                     automatic=True,
                 ),
             )
