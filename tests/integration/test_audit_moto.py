@@ -130,3 +130,26 @@ def test_scope_by_route_table_finds_its_vpc(ec2: Any, clients: Clients) -> None:
     result = run_audit(clients, [EAST], Scope(route_table_ids=frozenset({db.main_table})))
     assert set(result.snapshot.vpcs) == {app.vpc_id, db.vpc_id}
     assert route_findings(result) == []
+
+
+def test_scoped_read_follows_a_cross_region_peer_into_its_region(
+    ec2: Any, clients: Clients
+) -> None:
+    web, data, _ = cross_region(ec2)
+
+    result = run_audit(clients, [EAST, WEST], Scope(vpc_ids=frozenset({web.vpc_id})))
+
+    assert set(result.snapshot.vpcs) == {web.vpc_id, data.vpc_id}
+    assert route_findings(result) == [("route.missing_reciprocal", data.main_table)]
+
+
+def test_scoped_read_judges_routes_to_a_peering_outside_the_scope(
+    ec2: Any, clients: Clients
+) -> None:
+    # A change to one route table: its routes point at a deleted peering
+    app, _, pcx = peered_pair(ec2, "10.0.0.0/16", "10.1.0.0/16")
+    ec2.delete_vpc_peering_connection(VpcPeeringConnectionId=pcx)
+
+    result = run_audit(clients, [EAST], Scope(route_table_ids=frozenset({app.main_table})))
+
+    assert ("route.blackhole", app.main_table) in route_findings(result)
