@@ -32,10 +32,15 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     mode: Mode = "notify"
+    mode_overrides: tuple[tuple[str, str], ...] = ()  # (check id, mode)
+    fix_dns: bool = False
     max_changes: int = 10
     allowlist: tuple[Allowed, ...] | None = None
     allowlist_parameter: str = ""
     auto_accept: bool = False
+    accept_routes: bool = True  # after accepting: return routes in tables tagged for it
+    accept_dns: bool = False  # after accepting: allow DNS resolution from the requester
+    reject_unlisted_after_hours: int = 0  # 0 = never reject, only alert
     peer_regions: tuple[str, ...] = ()
     table_name: str = ""
     topic_arn: str = ""
@@ -61,10 +66,15 @@ class Settings:
 
         return cls(
             mode=get("PEERGUARD_MODE", parse_mode, "notify"),
+            mode_overrides=get("PEERGUARD_MODE_OVERRIDES", parse_overrides, ()),
+            fix_dns=get("PEERGUARD_FIX_DNS", parse_bool, False),
             max_changes=get("PEERGUARD_MAX_CHANGES", _bounded(1, 100), 10),
             allowlist=get("PEERGUARD_ALLOWLIST", parse_allowlist, None),
             allowlist_parameter=env.get("PEERGUARD_ALLOWLIST_PARAMETER", "").strip(),
             auto_accept=get("PEERGUARD_AUTO_ACCEPT", parse_bool, False),
+            accept_routes=get("PEERGUARD_ACCEPT_ROUTES", parse_bool, True),
+            accept_dns=get("PEERGUARD_ACCEPT_DNS", parse_bool, False),
+            reject_unlisted_after_hours=get("PEERGUARD_REJECT_AFTER_HOURS", _bounded(0, 168), 0),
             peer_regions=get("PEERGUARD_PEER_REGIONS", _regions, ()),
             table_name=env.get("PEERGUARD_TABLE", "").strip(),
             topic_arn=env.get("PEERGUARD_TOPIC_ARN", "").strip(),
@@ -87,6 +97,17 @@ def parse_mode(raw: str) -> Mode:
     if raw not in MODES:
         raise ValueError(f"expected one of {', '.join(MODES)}")
     return cast(Mode, raw)
+
+
+def parse_overrides(raw: str) -> tuple[tuple[str, str], ...]:
+    """`route.blackhole=fix,route.missing_reciprocal=dry-run`: a mode per check id."""
+    out = []
+    for item in raw.split(","):
+        check_id, sep, mode = item.strip().partition("=")
+        if not sep or not check_id:
+            raise ValueError(f"expected check.id=mode, got {item.strip()!r}")
+        out.append((check_id.strip(), parse_mode(mode.strip())))
+    return tuple(out)
 
 
 def parse_bool(raw: str) -> bool:

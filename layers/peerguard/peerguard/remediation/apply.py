@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 from peerguard.aws.clients import Clients
 from peerguard.aws.snapshot import DENIED, Reader, Scope
 from peerguard.checks.registry import REGISTRY, CheckContext
-from peerguard.findings import Finding, Remediation
+from peerguard.findings import Finding, Remediation, Severity
 from peerguard.model import Snapshot
 from peerguard.remediation.plan import (
     Action,
@@ -111,6 +111,26 @@ class Outcome:
         )
 
 
+    def applied_finding(self) -> Finding:
+        """A change PeerGuard made, as an (info) finding: announced once, with its undo."""
+        f = self.finding
+        call, undo = self.action.call, self.action.undo
+        undo_text = f" To undo: {_cli(undo)}." if undo else ""
+        return f.model_copy(
+            update={
+                "check_id": "remediation.applied",
+                "severity": Severity.INFO,
+                "title": "PeerGuard fixed this automatically",
+                "detail": f"PeerGuard made {_cli(call) if call else 'a change'} for "
+                f"{f.check_id} on {f.resource_id} ({self.message}).{undo_text} "
+                f"The problem was: {f.detail}",
+                "remediation": None,
+                # One announcement per change: the same fix made again is news again.
+                "key": f"{f.fingerprint}|{now().isoformat()}",
+            }
+        )
+
+
 @dataclass
 class RemediationResult:
     default_mode: Mode
@@ -148,6 +168,10 @@ class RemediationResult:
 
     def failure_findings(self) -> list[Finding]:
         return [o.failure_finding() for o in self.failed]
+
+    def announcements(self) -> list[Finding]:
+        """Every change made or failed, as findings for the notifiers."""
+        return [o.applied_finding() for o in self.applied] + self.failure_findings()
 
     def notifications(self) -> list[dict[str, Any]]:
         """One payload per change made or failed: what the notifiers announce."""

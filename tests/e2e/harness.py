@@ -1,0 +1,177 @@
+"""Stand template.yaml up in moto and run its handlers in-process, as Lambda would.
+
+`Stack` creates the template's table, topic and queues, computes each function's
+environment from the template (parameters, Globals, Refs resolved to the moto resources),
+routes an event to the functions whose EventBridge rules match it (moto's matcher), and
+calls the handler declared for that function.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import boto3
+from moto.events.models import EventPattern
+
+from peerguard.runtime import runtime
+from peerguard.settings import settings
+from tests.cfn import ROOT, functions, template
+
+REGION = "us-east-1"
+
+
+@dataclass
+class LambdaContext:
+    function_name: str
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = "req-1"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{REGION}:123456789012:function:{self.function_name}"
+
+
+class Stack:
+    """The template's stateful resources in moto, plus its functions' environments."""
+
+    def __init__(self, parameters: dict[str, str] | None = None) -> None:
+        self.template = template()
+        self.parameters = {
+            name: str(p.get("Default", "")) for name, p in self.template["Parameters"].items()
+        }
+        self.parameters.update(parameters or {})
+        self.physical: dict[str, str] = {}
+        self._create_resources()
+        self._modules: dict[str, ModuleType] = {}
+
+    # -- resources ------------------------------------------------------------
+
+    def _create_resources(self) -> None:
+        ddb = boto3.client("dynamodb", region_name=REGION)
+        sqs = boto3.client("sqs", region_name=REGION)
+        sns = boto3.client("sns", region_name=REGION)
+        for name, res in self.template["Resources"].items():
+            props = res.get("Properties", {})
+            if res["Type"] == "AWS::DynamoDB::Table":
+                ddb.create_table(
+                    TableName=name,
+                    AttributeDefinitions=props["AttributeDefinitions"],
+                    KeySchema=props["KeySchema"],
+                    BillingMode=props["BillingMode"],
+                )
+                ttl = props["TimeToLiveSpecification"]
+                ddb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+                self.physical[name] = name
+            elif res["Type"] == "AWS::SQS::Queue":
+                self.physical[name] = sqs.create_queue(QueueName=name)["QueueUrl"]
+            elif res["Type"] == "AWS::SNS::Topic":
+                self.physical[name] = sns.create_topic(Name=name)["TopicArn"]
+
+    def subscribe_queue(self, topic: str = "AlertTopic") -> str:
+        """An SQS queue receiving the topic's messages raw, with their attributes."""
+        sqs = boto3.client("sqs", region_name=REGION)
+        sns = boto3.client("sns", region_name=REGION)
+        url = sqs.create_queue(QueueName=f"{topic}-subscriber")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        sns.subscribe(
+            TopicArn=self.physical[topic],
+            Protocol="sqs",
+            Endpoint=arn,
+            Attributes={"RawMessageDelivery": "true"},
+        )
+        return url
+
+    def messages(self, queue_url_or_name: str) -> list[dict[str, Any]]:
+        """Drain a queue: every message body (JSON-decoded when it is JSON) with attributes."""
+        url = self.physical.get(queue_url_or_name, queue_url_or_name)
+        sqs = boto3.client("sqs", region_name=REGION)
+        out = []
+        while True:
+            got = sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=10,
+                MessageAttributeNames=["All"],
+                AttributeNames=["All"],
+            ).get("Messages", [])
+            if not got:
+                return out
+            for m in got:
+                try:
+                    body = json.loads(m["Body"])
+                except json.JSONDecodeError:
+                    body = m["Body"]
+                out.append({"body": body, "attributes": m.get("MessageAttributes", {}), "raw": m})
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+    # -- environment ----------------------------------------------------------
+
+    def _resolve(self, value: Any) -> str:
+        if isinstance(value, dict) and "Ref" in value:
+            ref = value["Ref"]
+            return self.parameters.get(ref) or self.physical.get(ref, "")
+        return str(value)
+
+    def environment(self, function: str) -> dict[str, str]:
+        glob = self.template["Globals"]["Function"]["Environment"]["Variables"]
+        own = functions()[function]["Properties"].get("Environment", {}).get("Variables", {})
+        return {k: self._resolve(v) for k, v in {**glob, **own}.items()}
+
+    # -- functions --------------------------------------------------------------
+
+    def routes(self, event: dict[str, Any]) -> list[str]:
+        """The functions whose EventBridge rules match `event`."""
+        hits = []
+        for name, fn in functions().items():
+            for source in fn["Properties"].get("Events", {}).values():
+                if source["Type"] != "EventBridgeRule":
+                    continue
+                pattern = EventPattern.load(json.dumps(source["Properties"]["Pattern"]))
+                if pattern.matches_event(event):
+                    hits.append(name)
+        return sorted(set(hits))
+
+    def handler(self, function: str) -> Callable[[dict[str, Any], Any], Any]:
+        if function not in self._modules:
+            props = functions()[function]["Properties"]
+            module, _ = props["Handler"].rsplit(".", 1)
+            path = ROOT / props["CodeUri"] / f"{module}.py"
+            spec = importlib.util.spec_from_file_location(f"e2e_{function}", path)
+            assert spec and spec.loader
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+            self._modules[function] = mod
+        attr = functions()[function]["Properties"]["Handler"].rsplit(".", 1)[1]
+        return getattr(self._modules[function], attr)  # type: ignore[no-any-return]
+
+    def invoke(self, function: str, event: dict[str, Any]) -> Any:
+        """Call the function's handler with the environment the template gives it."""
+        env = self.environment(function)
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        runtime.cache_clear()
+        settings.cache_clear()
+        try:
+            return self.handler(function)(event, LambdaContext(function))
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+            runtime.cache_clear()
+            settings.cache_clear()
+
+    def deliver(self, event: dict[str, Any]) -> dict[str, Any]:
+        """EventBridge: invoke every function whose rule matches; their results by name."""
+        return {name: self.invoke(name, event) for name in self.routes(event)}
