@@ -367,3 +367,154 @@ def test_route_tables_that_could_not_be_read_are_not_judged() -> None:
     net.route_to_peer(net.main(app), pcx)
     net.partial.add((REGION, "route_tables"))
     assert missing(net) == []
+
+
+# -- the mirror route never widens: it has the forward route's granularity ---------------
+
+
+def private_subnets_only(forward: str = "10.1.1.0/24") -> tuple[Net, dict[str, str], str]:
+    """batch 10.0/16 and reporting 10.1/16; only their private subnets route to each other,
+    with subnet-sized routes (the demo's "Private subnets only" scenario). batch-private's
+    table sends `forward` through the peering."""
+    net = Net()
+    batch, reporting = net.vpc("batch", "10.0.0.0/16"), net.vpc("reporting", "10.1.0.0/16")
+    t = {
+        "batch_private": net.table(batch),
+        "batch_public": net.table(batch),
+        "reporting_private": net.table(reporting),
+    }
+    net.subnet(batch, "10.0.1.0/24", table=t["batch_private"], subnet_id="subnet-batch-private")
+    net.subnet(batch, "10.0.0.0/24", table=t["batch_public"], subnet_id="subnet-batch-public")
+    net.subnet(
+        reporting, "10.1.1.0/24", table=t["reporting_private"], subnet_id="subnet-rep-private"
+    )
+    pcx = net.peer(batch, reporting)
+    net.route(t["batch_private"], forward, pcx)
+    return net, t, pcx
+
+
+def test_subnet_sized_forward_route_gets_a_subnet_sized_return_route() -> None:
+    # Given batch-private routes only reporting-private's /24, and reporting routes back a /25
+    net, t, pcx = private_subnets_only()
+    net.route(t["reporting_private"], "10.0.1.0/25", pcx)
+
+    # When the check runs
+    [f] = missing(net)
+
+    # Then the proposed return route is batch-private's own /24, not batch's whole /16
+    assert create_route(f) == {
+        "RouteTableId": t["reporting_private"],
+        "DestinationCidrBlock": "10.0.1.0/24",
+        "VpcPeeringConnectionId": pcx,
+    }
+    assert f.remediation is not None and f.remediation.automatic
+    assert "covers only part of vpc-reporting" in f.detail
+    assert "source subnet's own range 10.0.1.0/24" in f.detail
+
+
+def test_vpc_wide_forward_route_still_gets_the_vpc_block() -> None:
+    # Given batch-private routes reporting's whole /16 and reporting has no way back
+    net, t, pcx = private_subnets_only(forward="10.1.0.0/16")
+
+    [f] = missing(net)
+
+    assert (f.resource_id, f.peering_connection_id) == (t["reporting_private"], pcx)
+    assert create_route(f)["DestinationCidrBlock"] == "10.0.0.0/16"
+    assert "covers a whole CIDR block of vpc-reporting" in f.detail
+    assert "vpc-batch's block 10.0.0.0/16" in f.detail
+
+
+def test_the_route_that_carries_the_traffic_decides_not_a_wider_one_beside_it() -> None:
+    # batch-private routes reporting's /16 and, more specifically, reporting-private's /24:
+    # the /24 carries the traffic, so the return route is subnet-sized
+    net, t, pcx = private_subnets_only()
+    net.route(t["batch_private"], "10.1.0.0/16", pcx)
+
+    [f] = missing(net)
+
+    assert create_route(f)["DestinationCidrBlock"] == "10.0.1.0/24"
+
+
+def test_forward_route_wider_than_the_peer_vpc_counts_as_vpc_wide() -> None:
+    net, app, db = two_vpcs()
+    pcx = net.peer(app, db)
+    net.route(net.main(app), "10.0.0.0/8", pcx)  # contains db's 10.1.0.0/16 (and app's own)
+
+    found = missing(net)
+
+    assert [create_route(f)["DestinationCidrBlock"] for f in found] == ["10.0.0.0/16"]
+
+
+def test_each_source_subnet_of_a_narrow_route_gets_its_own_finding() -> None:
+    # Two app subnets share a table that routes one db /24: two subnet-sized return routes
+    net, app, db = two_vpcs()
+    net.subnet(app, "10.0.2.0/24")
+    pcx = net.peer(app, db)
+    net.route(net.main(app), "10.1.1.0/24", pcx)
+
+    found = missing(net)
+
+    assert [(f.resource_id, create_route(f)["DestinationCidrBlock"]) for f in found] == [
+        ("rtb-db-main", "10.0.1.0/24"),
+        ("rtb-db-main", "10.0.2.0/24"),
+    ]
+    assert len({f.fingerprint for f in found}) == 2
+
+
+def test_subnet_sized_gap_inside_a_block_sized_gap_is_one_finding() -> None:
+    # One app table routes db's whole block, another only db's subnet: the block-sized return
+    # route answers both sources, so only it is proposed
+    net, app, db = two_vpcs()
+    narrow = net.table(app)
+    net.subnet(app, "10.0.2.0/24", table=narrow)
+    pcx = net.peer(app, db)
+    net.route_to_peer(net.main(app), pcx)
+    net.route(narrow, "10.1.1.0/24", pcx)
+
+    [f] = missing(net)
+
+    assert create_route(f)["DestinationCidrBlock"] == "10.0.0.0/16"
+    assert "subnet-app-1, subnet-app-2 of vpc-app" in f.detail
+
+
+def test_ipv6_subnet_sized_forward_route_gets_the_subnet_range() -> None:
+    net = Net()
+    app = net.vpc("app", "10.0.0.0/16", ipv6=("2600:1f18:aa00::/56",))
+    db = net.vpc("db", "10.1.0.0/16", ipv6=("2600:1f18:bb00::/56",))
+    net.subnet(app, None, ipv6=("2600:1f18:aa00:1::/64",))
+    net.subnet(db, None, ipv6=("2600:1f18:bb00:1::/64",))
+    pcx = net.peer(app, db)
+    net.route(net.main(app), "2600:1f18:bb00:1::/64", pcx)
+
+    [f] = missing(net)
+
+    assert create_route(f)["DestinationIpv6CidrBlock"] == "2600:1f18:aa00:1::/64"
+
+
+def test_fixing_sweep_after_sweep_never_reaches_subnets_nobody_routed() -> None:
+    # Given the private-subnets network with reporting's return route missing entirely
+    net, t, pcx = private_subnets_only()
+
+    # When every proposed route is applied, sweep after sweep, until nothing is proposed
+    for _ in range(5):
+        found = missing(net)
+        if not found:
+            break
+        for f in found:
+            p = create_route(f)
+            net.route(str(p["RouteTableId"]), str(p["DestinationCidrBlock"]), pcx)
+    else:
+        raise AssertionError("the fixes did not converge")
+
+    # Then only the two private subnets are connected: batch-public is routed by no table
+    snap = net.snapshot()
+    peer_routes = sorted(
+        (rt.route_table_id, r.destination)
+        for rt in snap.route_tables.values()
+        for r in rt.routes
+        if r.target == pcx
+    )
+    assert peer_routes == [
+        (t["batch_private"], "10.1.1.0/24"),
+        (t["reporting_private"], "10.0.1.0/24"),
+    ]

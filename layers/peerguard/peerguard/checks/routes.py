@@ -65,12 +65,13 @@ def own_visible_tables(snap: Snapshot) -> Iterator[RouteTable]:
             yield rt
 
 
-def reaches(rt: RouteTable, prefix: str, pcx_id: str) -> bool:
-    """Does some of the traffic from a subnet using `rt` to `prefix` leave through `pcx_id`?"""
+def carrying_routes(rt: RouteTable, prefix: str, pcx_id: str) -> list[Route]:
+    """The routes of `rt` that send some of the traffic to `prefix` through `pcx_id`."""
+    out = [r for r in rt.more_specific_than(prefix) if r.target == pcx_id]
     match = rt.lookup(prefix)
     if match is not None and match.target == pcx_id and match.state != "blackhole":
-        return True
-    return any(r.target == pcx_id for r in rt.more_specific_than(prefix))
+        out.append(match)
+    return out
 
 
 def block_containing(cidrs: tuple[str, ...], prefix: str) -> str:
@@ -85,6 +86,7 @@ class _Gap:
     rt: RouteTable
     pcx: PeeringConnection
     destination: str
+    vpc_wide: bool  # the forward route covers a whole block: the return is a whole block
     sources: set[str] = field(default_factory=set)  # subnets that get no replies
     peers: set[str] = field(default_factory=set)  # subnets (using rt) that they talk to
     found_instead: set[str] = field(default_factory=set)
@@ -95,7 +97,7 @@ class _Gap:
 _INTERNET_TARGETS = ("igw-", "eigw-", "nat-")
 
 
-def _conflicts(route: Route, destination: str, pcx_id: str) -> bool:
+def route_conflicts(route: Route, destination: str, pcx_id: str) -> bool:
     """Would adding `destination` via `pcx_id` change where this route's traffic goes?"""
     if not route.is_cidr or route.target == pcx_id or not overlaps(route.destination, destination):
         return False
@@ -104,7 +106,7 @@ def _conflicts(route: Route, destination: str, pcx_id: str) -> bool:
 
 
 def _create_route(rt: RouteTable, destination: str, pcx_id: str) -> Remediation:
-    conflicts = [r for r in rt.routes if _conflicts(r, destination, pcx_id)]
+    conflicts = [r for r in rt.routes if route_conflicts(r, destination, pcx_id)]
     kwarg = "DestinationIpv6CidrBlock" if ":" in destination else "DestinationCidrBlock"
     params = {
         "RouteTableId": rt.route_table_id,
@@ -127,8 +129,8 @@ def _create_route(rt: RouteTable, destination: str, pcx_id: str) -> Remediation:
     Severity.HIGH,
     "Peering route has no return route",
     risk="Requests leave through the peering but replies are dropped: connections time out.",
-    fix="Add the mirror route (the peer VPC CIDR block via the same pcx) to the table "
-    "that lacks it.",
+    fix="Add the mirror route via the same pcx to the table that lacks it: the peer VPC's "
+    "CIDR block when the forward route covers a whole block, else only the peer subnet's range.",
     iam_actions=READ_ROUTES,
 )
 def missing_reciprocal(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
@@ -140,25 +142,43 @@ def missing_reciprocal(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
             continue  # route.peer_side_unverified says so
         for src, dst in ((pcx.requester, pcx.accepter), (pcx.accepter, pcx.requester)):
             _collect_gaps(snap, pcx, src, dst, gaps)
+    _merge_subsumed(gaps)
     for (_, _, destination), gap in sorted(gaps.items()):
-        src_vpc = gap.pcx.other(gap.rt.vpc_id).vpc_id
-        instead = (
-            f" Traffic to them goes to {', '.join(sorted(gap.found_instead))} instead."
-            if gap.found_instead
-            else ""
-        )
         yield route_finding(
             "route.missing_reciprocal",
             snap,
             gap.rt,
             gap.pcx.pcx_id,
-            f"{gap.rt.route_table_id} (used by {', '.join(sorted(gap.peers))} in "
-            f"{gap.rt.vpc_id}) has no return route to {destination} via {gap.pcx.pcx_id}, "
-            f"but {', '.join(sorted(gap.sources))} of {src_vpc} route to those subnets "
-            f"through {gap.pcx.pcx_id}, so their replies are dropped.{instead}",
+            _gap_detail(gap),
             key=f"{gap.pcx.pcx_id}|{destination}",
             remediation=_create_route(gap.rt, destination, gap.pcx.pcx_id),
         )
+
+
+def _gap_detail(gap: _Gap) -> str:
+    src_vpc = gap.pcx.other(gap.rt.vpc_id).vpc_id
+    pcx_id = gap.pcx.pcx_id
+    if gap.vpc_wide:
+        scope = (
+            f"Their route covers a whole CIDR block of {gap.rt.vpc_id}, so the mirror route "
+            f"is {src_vpc}'s block {gap.destination}."
+        )
+    else:
+        scope = (
+            f"Their route covers only part of {gap.rt.vpc_id}, so the mirror route is the "
+            f"source subnet's own range {gap.destination}, not the whole of {src_vpc}."
+        )
+    instead = (
+        f" Traffic to them goes to {', '.join(sorted(gap.found_instead))} instead."
+        if gap.found_instead
+        else ""
+    )
+    return (
+        f"{gap.rt.route_table_id} (used by {', '.join(sorted(gap.peers))} in "
+        f"{gap.rt.vpc_id}) has no return route to {gap.destination} via {pcx_id}, "
+        f"but {', '.join(sorted(gap.sources))} of {src_vpc} route to those subnets "
+        f"through {pcx_id}, so their replies are dropped.{instead} {scope}"
+    )
 
 
 def _collect_gaps(
@@ -168,39 +188,80 @@ def _collect_gaps(
     dst: PeeringSide,
     gaps: dict[tuple[str, str, str], _Gap],
 ) -> None:
-    src_blocks = snap.vpc_cidrs(src)
-    dst_subnets: list[tuple[Subnet, RouteTable]] = []
-    for t in snap.subnets_in(dst.vpc_id):
-        rt_t = snap.effective_table(t)
-        if rt_t is not None:
-            dst_subnets.append((t, rt_t))
-    returns: dict[tuple[str, str], bool] = {}  # (table, source prefix) -> routes it back
-    for s in snap.subnets_in(src.vpc_id):
-        rt_s = snap.effective_table(s)
-        if rt_s is None or not any(r.target == pcx.pcx_id for r in rt_s.routes):
-            continue
-        for t, rt_t in dst_subnets:
-            for t_cidr in t.all_cidrs:
-                if not reaches(rt_s, t_cidr, pcx.pcx_id):
-                    continue
-                for s_cidr in s.all_cidrs:
-                    if net(s_cidr).version != net(t_cidr).version:
+    """The return routes owed for traffic that `src`'s subnets send through `pcx` to `dst`.
+
+    Each (source subnet s, destination subnet t) pair that s's table sends through the
+    peering needs t's table to route all of s back through it. The return destination
+    mirrors the forward route's granularity, so a fix never widens reachability: the
+    source VPC's block containing s when a forward route covers a whole block of the
+    destination VPC, else s's own range. Routing depends on tables, not subnets, so
+    subnets are taken table by table.
+    """
+    pcx_id = pcx.pcx_id
+    src_blocks, dst_blocks = snap.vpc_cidrs(src), snap.vpc_cidrs(dst)
+    dst_groups = snap.subnets_by_table(dst.vpc_id)
+    returns: dict[tuple[str, str], bool] = {}  # (table, source range) -> routes it all back
+    for rt_s, sources in snap.subnets_by_table(src.vpc_id):
+        if not any(r.target == pcx_id for r in rt_s.routes):
+            continue  # this table sends nothing through the peering
+        for rt_t, peers in dst_groups:
+            for t, t_cidr, vpc_wide in _reached(rt_s, peers, pcx_id, dst_blocks):
+                for s, s_cidr in _ranges(sources, net(t_cidr).version):
+                    key = (rt_t.route_table_id, s_cidr)
+                    if key not in returns:
+                        returns[key] = rt_t.routes_whole(s_cidr, pcx_id)
+                    if returns[key]:
                         continue
-                    ok = returns.get((rt_t.route_table_id, s_cidr))
-                    if ok is None:
-                        ok = rt_t.routes_whole(s_cidr, pcx.pcx_id)
-                        returns[(rt_t.route_table_id, s_cidr)] = ok
-                    if ok:
-                        continue
-                    dest = block_containing(src_blocks, s_cidr)
+                    dest = block_containing(src_blocks, s_cidr) if vpc_wide else s_cidr
                     gap = gaps.setdefault(
-                        (rt_t.route_table_id, pcx.pcx_id, dest), _Gap(rt_t, pcx, dest)
+                        (rt_t.route_table_id, pcx_id, dest), _Gap(rt_t, pcx, dest, vpc_wide)
                     )
+                    gap.vpc_wide |= vpc_wide
                     gap.sources.add(s.subnet_id)
                     gap.peers.add(t.subnet_id)
                     wrong = rt_t.lookup(s_cidr)
-                    if wrong is not None and wrong.target not in (pcx.pcx_id, "local"):
+                    if wrong is not None and wrong.target not in (pcx_id, "local"):
                         gap.found_instead.add(wrong.target)
+
+
+def _reached(
+    rt: RouteTable, subnets: list[Subnet], pcx_id: str, blocks: tuple[str, ...]
+) -> Iterator[tuple[Subnet, str, bool]]:
+    """(subnet, range, whole block?) for each subnet range `rt` sends some traffic to through
+    `pcx_id`; whole block = a route carrying it covers one of `blocks` entirely."""
+    for t in subnets:
+        for t_cidr in t.all_cidrs:
+            forward = carrying_routes(rt, t_cidr, pcx_id)
+            if forward:
+                yield t, t_cidr, any(within(b, r.destination) for r in forward for b in blocks)
+
+
+def _ranges(subnets: list[Subnet], version: int) -> Iterator[tuple[Subnet, str]]:
+    """(subnet, range) for each range of the given IP version."""
+    for s in subnets:
+        for cidr in s.all_cidrs:
+            if net(cidr).version == version:
+                yield s, cidr
+
+
+def _merge_subsumed(gaps: dict[tuple[str, str, str], _Gap]) -> None:
+    """Fold a subnet-sized gap into a whole-block gap of the same table and peering that
+    contains it: the block's route returns that subnet's replies as well."""
+    blocks: dict[tuple[str, str], list[_Gap]] = {}
+    for gap in gaps.values():
+        if gap.vpc_wide:
+            blocks.setdefault((gap.rt.route_table_id, gap.pcx.pcx_id), []).append(gap)
+    for key, gap in list(gaps.items()):
+        wider = [
+            b
+            for b in blocks.get((gap.rt.route_table_id, gap.pcx.pcx_id), [])
+            if b is not gap and within(gap.destination, b.destination)
+        ]
+        if wider and not gap.vpc_wide:
+            wider[0].sources |= gap.sources
+            wider[0].peers |= gap.peers
+            wider[0].found_instead |= gap.found_instead
+            del gaps[key]
 
 
 @check(

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from peerguard.checks.routes import _conflicts as route_conflicts
+from peerguard.checks.routes import route_conflicts
 from peerguard.findings import Finding
 from peerguard.model import ACTIVE, DEAD_STATES, RouteTable, Snapshot, overlaps, within
 
