@@ -74,9 +74,7 @@ class Finding(BaseModel):
     @property
     def fingerprint(self) -> str:
         """Stable identity: same problem on the same resource, whatever the wording."""
-        ident = "|".join(
-            (self.check_id, self.account_id, self.region, self.resource_id, self.key)
-        )
+        ident = "|".join((self.check_id, self.account_id, self.region, self.resource_id, self.key))
         return hashlib.sha256(ident.encode()).hexdigest()[:32]
 
     @property

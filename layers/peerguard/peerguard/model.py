@@ -9,7 +9,9 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from functools import cached_property
+from functools import cached_property, lru_cache
+from typing import NamedTuple
+
 from pydantic import BaseModel, ConfigDict, Field
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -24,19 +26,47 @@ LIVE_STATES = frozenset({"initiating-request", PENDING_ACCEPTANCE, "provisioning
 DEAD_STATES = frozenset({"deleted", "deleting", "rejected", "expired", "failed"})
 
 
+@lru_cache(maxsize=16384)
 def net(cidr: str) -> IPNetwork:
-    """Parse a CIDR block, tolerating host bits (AWS never returns them, users type them)."""
+    """Parse a CIDR block, tolerating host bits (AWS never returns them, users type them).
+
+    Cached: checks compare the same few hundred blocks thousands of times, and parsing
+    dominates their cost. Networks are immutable, so sharing them is safe.
+    """
     return ipaddress.ip_network(cidr, strict=False)
 
 
+class Span(NamedTuple):
+    """A CIDR block as integers: comparing these is far cheaper than ipaddress's operators."""
+
+    version: int
+    first: int
+    last: int
+    prefixlen: int
+
+    def within(self, outer: Span) -> bool:
+        return (
+            self.version == outer.version and outer.first <= self.first <= self.last <= outer.last
+        )
+
+    def overlaps(self, other: Span) -> bool:
+        return (
+            self.version == other.version and self.first <= other.last and other.first <= self.last
+        )
+
+
+@lru_cache(maxsize=16384)
+def span(cidr: str) -> Span:
+    n = net(cidr)
+    return Span(n.version, int(n.network_address), int(n.broadcast_address), n.prefixlen)
+
+
 def overlaps(a: str, b: str) -> bool:
-    na, nb = net(a), net(b)
-    return na.version == nb.version and na.overlaps(nb)
+    return span(a).overlaps(span(b))
 
 
 def within(inner: str, outer: str) -> bool:
-    ni, no = net(inner), net(outer)
-    return ni.version == no.version and ni.subnet_of(no)  # type: ignore[arg-type]
+    return span(inner).within(span(outer))
 
 
 class _Frozen(BaseModel):
@@ -114,19 +144,19 @@ class RouteTable(_Frozen):
         best: Route | None = None
         best_len = -1
         for r in self.routes:
-            if r.is_cidr and within(prefix, r.destination):
-                length = net(r.destination).prefixlen
-                if length > best_len:
-                    best, best_len = r, length
+            if r.is_cidr:
+                d = span(r.destination)
+                if d.prefixlen > best_len and span(prefix).within(d):
+                    best, best_len = r, d.prefixlen
         return best
 
     def more_specific_than(self, prefix: str) -> Iterator[Route]:
         """Routes strictly inside `prefix`: they take part of its traffic elsewhere."""
-        p = net(prefix)
+        p = span(prefix)
         for r in self.routes:
             if r.is_cidr:
-                d = net(r.destination)
-                if d.version == p.version and d != p and d.subnet_of(p):  # type: ignore[arg-type]
+                d = span(r.destination)
+                if d != p and d.within(p):
                     yield r
 
     def routes_whole(self, prefix: str, target: str) -> bool:
@@ -233,6 +263,24 @@ class Snapshot(_Frozen):
                 out[sid] = rt
         return out
 
+    @cached_property
+    def _main_table_of_vpc(self) -> dict[str, RouteTable]:
+        out: dict[str, RouteTable] = {}
+        for rt in self.route_tables.values():
+            if rt.is_main:
+                out.setdefault(rt.vpc_id, rt)
+        return out
+
+    @cached_property
+    def _subnets_by_table(self) -> dict[str, list[tuple[RouteTable, list[Subnet]]]]:
+        out: dict[str, dict[str, tuple[RouteTable, list[Subnet]]]] = {}
+        for s in self.subnets.values():
+            rt = self.effective_table(s)
+            if rt is not None:
+                groups = out.setdefault(s.vpc_id, {})
+                groups.setdefault(rt.route_table_id, (rt, []))[1].append(s)
+        return {vpc_id: list(groups.values()) for vpc_id, groups in out.items()}
+
     def tables_in(self, vpc_id: str) -> list[RouteTable]:
         return self._tables_by_vpc.get(vpc_id, [])
 
@@ -240,7 +288,7 @@ class Snapshot(_Frozen):
         return self._subnets_by_vpc.get(vpc_id, [])
 
     def main_table(self, vpc_id: str) -> RouteTable | None:
-        return next((rt for rt in self.tables_in(vpc_id) if rt.is_main), None)
+        return self._main_table_of_vpc.get(vpc_id)
 
     def effective_table(self, subnet: Subnet) -> RouteTable | None:
         """The table a subnet uses: its explicit association, else the VPC's main table."""
@@ -248,6 +296,13 @@ class Snapshot(_Frozen):
 
     def subnets_using(self, rt: RouteTable) -> list[Subnet]:
         return [s for s in self.subnets_in(rt.vpc_id) if self.effective_table(s) is rt]
+
+    def subnets_by_table(self, vpc_id: str) -> list[tuple[RouteTable, list[Subnet]]]:
+        """The VPC's subnets grouped by the table they use (subnets with none left out).
+
+        Routing decisions depend on the table, not the subnet: judge each table once.
+        """
+        return self._subnets_by_table.get(vpc_id, [])
 
     def peerings_of(self, vpc_id: str) -> Iterator[PeeringConnection]:
         for p in self.peerings.values():
@@ -290,4 +345,3 @@ def cidr_family_pairs(a: Iterable[str], b: Iterable[str]) -> Iterator[tuple[str,
         for y in bl:
             if overlaps(x, y):
                 yield x, y
-

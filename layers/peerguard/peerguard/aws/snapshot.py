@@ -171,12 +171,18 @@ class Reader:
     def _vpcs(self, r: _Region, ids: set[str] | None) -> dict[str, Vpc]:
         flt = {"vpc-id": ids} if ids else None
         items = self._paginate(r, "vpcs", "describe_vpcs", "Vpcs", flt)
-        return {v.vpc_id: v for v in (parse.vpc(i, r.region) for i in items) if _keep(v.vpc_id, ids)}
+        return {
+            v.vpc_id: v for v in (parse.vpc(i, r.region) for i in items) if _keep(v.vpc_id, ids)
+        }
 
     def _subnets(self, r: _Region, flt: Mapping[str, Iterable[str]] | None) -> dict[str, Subnet]:
         items = self._paginate(r, "subnets", "describe_subnets", "Subnets", flt)
         subs = (parse.subnet(i) for i in items)
-        return {s.subnet_id: s for s in subs if _match(flt, {"subnet-id": s.subnet_id, "vpc-id": s.vpc_id})}
+        return {
+            s.subnet_id: s
+            for s in subs
+            if _match(flt, {"subnet-id": s.subnet_id, "vpc-id": s.vpc_id})
+        }
 
     def _tables(self, r: _Region, flt: Mapping[str, Iterable[str]] | None) -> dict[str, RouteTable]:
         items = self._paginate(r, "route_tables", "describe_route_tables", "RouteTables", flt)
@@ -233,7 +239,9 @@ class Reader:
             for side in pcx.sides:
                 vpc = vpcs.get(side.vpc_id)
                 if side.allow_dns_from_remote is False and vpc and vpc.dns_hostnames is None:
-                    vpcs[vpc.vpc_id] = vpc.model_copy(update={"dns_hostnames": self._dns_hostnames(vpc)})
+                    vpcs[vpc.vpc_id] = vpc.model_copy(
+                        update={"dns_hostnames": self._dns_hostnames(vpc)}
+                    )
         return Snapshot(
             account_id=self.account_id,
             taken_at=datetime.now(UTC),
