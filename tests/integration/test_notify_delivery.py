@@ -4,10 +4,8 @@ use case end to end (dedup in DynamoDB, dead letters in SQS), all in moto."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
@@ -27,6 +25,7 @@ from peerguard.notify.core import Notification, Status
 from peerguard.notify.securityhub import render
 from peerguard.notify.slack import SlackError
 from peerguard.state import FindingStore
+from tests.fakes import FakeSlack, fake_slack_server
 from tests.integration.test_state_store import TABLE, make_table
 from tests.unit.test_notify_dedup import ACCOUNT, NOW, REGION, finding
 
@@ -36,49 +35,10 @@ SECRET = "peerguard/slack-webhook"
 # -- a loopback Slack -------------------------------------------------------------------------
 
 
-class FakeSlack:
-    """Records posts; answers from `replies` (status, headers) in turn, then 200 ok."""
-
-    def __init__(self) -> None:
-        self.posts: list[dict[str, Any]] = []
-        self.replies: list[tuple[int, dict[str, str]]] = []
-        self.always: int | None = None
-
-    def reply(self) -> tuple[int, dict[str, str]]:
-        if self.always is not None:
-            return self.always, {}
-        return self.replies.pop(0) if self.replies else (200, {})
-
-
 @pytest.fixture
 def fake_slack() -> Iterator[tuple[FakeSlack, str]]:
-    state = FakeSlack()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            state.posts.append({"path": self.path, "body": json.loads(body)})
-            status, headers = state.reply()
-            text = b"ok" if status == 200 else b"error"
-            self.send_response(status)
-            for k, v in headers.items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(len(text)))
-            self.end_headers()
-            self.wfile.write(text)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state, f"http://127.0.0.1:{server.server_port}/services/T0/B0/secret"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with fake_slack_server() as server:
+        yield server
 
 
 @pytest.fixture
