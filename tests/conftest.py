@@ -23,11 +23,11 @@ os.environ.update(
 os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("AWS_ENDPOINT_URL", None)
 
-import boto3  # noqa: E402
-from moto import mock_aws  # noqa: E402
-from moto.moto_api._internal.models import moto_api_backend  # noqa: E402
+import boto3
+from moto import mock_aws
+from moto.moto_api._internal.models import moto_api_backend
 
-from peerguard.aws.clients import Clients  # noqa: E402
+from peerguard.aws.clients import Clients
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"

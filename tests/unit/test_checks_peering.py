@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+
 from peerguard.checks import REGISTRY, Allowed, CheckContext, resolve, run_checks
 from peerguard.findings import Severity
-
 from tests.unit.netbuilder import ACCOUNT, OTHER_ACCOUNT, OTHER_REGION, REGION, Net, in_hours, run
 
 EXPECTED_IDS = {

@@ -161,7 +161,7 @@ def test_route_through_a_peering_of_two_other_vpcs() -> None:
 
 
 def test_more_specific_route_elsewhere_shadows_part_of_the_peer() -> None:
-    net, web, _, pcx = peered()
+    net, web, _, _ = peered()
     net.route(net.main(web), "10.1.8.0/24", "tgw-0123")
 
     [f] = run("route.shadowed", net.snapshot())

@@ -69,10 +69,7 @@ def audit(
     regions = list(regions)
     before = clients.total_calls
     reader = Reader(clients)
-    if scope is None:
-        snapshot = reader.full(regions)
-    else:
-        snapshot = reader.scoped(regions[0], scope, regions)
+    snapshot = reader.full(regions) if scope is None else reader.scoped(regions[0], scope, regions)
     result = evaluate(snapshot, ctx, checks)
     result.api_calls = clients.total_calls - before
     return result

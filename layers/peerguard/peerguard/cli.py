@@ -100,8 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("checks", help="list the check catalogue")
 
-    d = sub.add_parser("demo", help="build the seed scenarios in an embedded emulator and audit them")
-    d.add_argument("--port", type=int, default=0, help="loopback port for the emulator (default: any)")
+    d = sub.add_parser("demo", help="audit broken seed networks in an embedded emulator")
+    d.add_argument("--port", type=int, default=0, help="emulator port on 127.0.0.1 (default: any)")
     return p
 
 
