@@ -53,7 +53,14 @@ def test_every_function_reads_exactly_what_the_checks_and_reader_need(name: str)
 def test_mutating_permissions_exist_only_under_a_condition(name: str) -> None:
     for cond, stmt in statements(functions()[name]["Properties"]["Policies"]):
         if actions(stmt) & MUTATING_EC2:
-            assert cond in {"IsFixMode", "CanFixDns", "CanAutoAccept"}, f"{name}: {stmt['Sid']} is unconditional"
+            assert cond in {
+                "IsFixMode",
+                "CanFixDns",
+                "CanAutoAccept",
+                "CanAddReturnRoutes",
+                "CanAcceptDns",
+                "CanRejectUnlisted",
+            }, f"{name}: {stmt['Sid']} is unconditional"
             assert stmt["Resource"] != "*", f"{name}: {stmt['Sid']} is not scoped"
 
 

@@ -5,6 +5,10 @@ account is the accepter; the requester is on the allowlist (account, and the ent
 region, VPC and CIDR narrowing); none of the requester's CIDR blocks overlaps the
 accepter VPC or any VPC already peered with it; the accepter VPC has room under its
 peering quota. Anything else is alerted, and optionally rejected after a delay.
+Hands off (skip) when the pcx or the accepter VPC is tagged `peerguard:ignore=true`, and
+never accept or reject when no allowlist is configured.
+
+The calls that carry a decision out live in `peerguard.accepting`.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Literal
 from peerguard.checks.registry import Allowed, CheckContext
 from peerguard.model import (
     ACTIVE,
+    IGNORE_TAG,
     LIVE_STATES,
     PEER_ROUTES_TAG,
     PENDING_ACCEPTANCE,
@@ -100,7 +105,13 @@ def decide(
 
     if pcx.status != PENDING_ACCEPTANCE or pcx.accepter.owner_id != snap.account_id:
         return verdict("skip", f"not pending acceptance by this account (status {pcx.status})")
+    accepter_vpc = snap.vpcs.get(pcx.accepter.vpc_id)
+    if pcx.ignored or (accepter_vpc is not None and accepter_vpc.ignored):
+        return verdict("skip", f"tagged {IGNORE_TAG}=true: hands off")
     req = pcx.requester
+    if ctx.allowlist is None:
+        # Nothing to judge against: never accept, and never reject on a missing allowlist.
+        return verdict("alert", "no allowlist is configured: a person must decide")
     requested = snap.vpc_cidrs(req)
     entry = _entry_for(ctx, pcx)
     if entry is None:
