@@ -3,7 +3,10 @@
 `Stack` creates the template's table, topic and queues, computes each function's
 environment from the template (parameters, Globals, Refs resolved to the moto resources),
 routes an event to the functions whose EventBridge rules match it (moto's matcher), and
-calls the handler declared for that function.
+calls the handler declared for that function. `sample` loads an event from events/ with real
+ids substituted and fresh event ids; `sqs_event` turns queue messages into the event the SQS
+event source mapping would invoke the function with; `sqs_clock_ahead` lets delayed messages
+(the grace queue's) become visible without waiting.
 """
 
 from __future__ import annotations
@@ -11,19 +14,44 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 import boto3
+import moto.sqs.models
 from moto.events.models import EventPattern
 
+from peerguard.demo.replay import from_sample
 from peerguard.runtime import runtime
 from peerguard.settings import settings
 from tests.cfn import ROOT, functions, template
 
 REGION = "us-east-1"
+EVENTS = ROOT / "events"
+
+
+def sample(stem: str, ids: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """events/<stem>.json with the story's ids replaced by `ids` (in requestParameters and
+    responseElements) and a fresh `id` and detail.eventID, as a new CloudTrail record has."""
+    return from_sample(json.loads((EVENTS / f"{stem}.json").read_text()), ids or {})
+
+
+@contextmanager
+def sqs_clock_ahead(seconds: float) -> Iterator[None]:
+    """moto's SQS sees a clock `seconds` ahead: delayed messages become receivable."""
+    real = moto.sqs.models.unix_time_millis
+
+    def ahead(dt: Any = None) -> float:
+        return float(real(dt)) + seconds * 1000
+
+    moto.sqs.models.unix_time_millis = ahead  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        moto.sqs.models.unix_time_millis = real
 
 
 @dataclass
@@ -114,6 +142,33 @@ class Stack:
                 out.append({"body": body, "attributes": m.get("MessageAttributes", {}), "raw": m})
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
+    def queue_arn(self, queue: str) -> str:
+        sqs = boto3.client("sqs", region_name=REGION)
+        url = self.physical.get(queue, queue)
+        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        return str(attrs["Attributes"]["QueueArn"])
+
+    def sqs_event(self, queue: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        """The Lambda event for messages received from `queue` (from `messages`)."""
+        arn = self.queue_arn(queue)
+        records = []
+        for m in messages:
+            raw = m["raw"]
+            records.append(
+                {
+                    "messageId": raw["MessageId"],
+                    "receiptHandle": raw["ReceiptHandle"],
+                    "body": raw["Body"],
+                    "attributes": raw.get("Attributes", {}),
+                    "messageAttributes": raw.get("MessageAttributes", {}),
+                    "md5OfBody": raw["MD5OfBody"],
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": arn,
+                    "awsRegion": REGION,
+                }
+            )
+        return {"Records": records}
+
     # -- environment ----------------------------------------------------------
 
     def _resolve(self, value: Any) -> str:
@@ -141,7 +196,13 @@ class Stack:
                     hits.append(name)
         return sorted(set(hits))
 
-    def handler(self, function: str) -> Callable[[dict[str, Any], Any], Any]:
+    def has_handler(self, function: str) -> bool:
+        """False while the function's code does not define its handler yet."""
+        attr = functions()[function]["Properties"]["Handler"].rsplit(".", 1)[1]
+        self.handler_module(function)
+        return hasattr(self._modules[function], attr)
+
+    def handler_module(self, function: str) -> ModuleType:
         if function not in self._modules:
             props = functions()[function]["Properties"]
             module, _ = props["Handler"].rsplit(".", 1)
@@ -151,8 +212,11 @@ class Stack:
             mod = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(mod)
             self._modules[function] = mod
+        return self._modules[function]
+
+    def handler(self, function: str) -> Callable[[dict[str, Any], Any], Any]:
         attr = functions()[function]["Properties"]["Handler"].rsplit(".", 1)[1]
-        return getattr(self._modules[function], attr)  # type: ignore[no-any-return]
+        return getattr(self.handler_module(function), attr)  # type: ignore[no-any-return]
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
         """Call the function's handler with the environment the template gives it."""

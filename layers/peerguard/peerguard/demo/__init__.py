@@ -15,6 +15,7 @@ from typing import TextIO
 from peerguard.audit import AuditResult, audit
 from peerguard.checks import CheckContext, resolve
 from peerguard.demo.emulator import Emulator
+from peerguard.demo.replay import replay_text
 from peerguard.demo.scenarios import REGIONS, Scenario, build_all
 from peerguard.findings import Finding
 
@@ -88,5 +89,6 @@ def run_demo(port: int = 0, out: TextIO | None = None) -> int:
     with Emulator(port) as emu:
         outcomes, result = run_scenarios(emu)
         url = emu.url
-    out.write(render(outcomes, result, url, time.monotonic() - started))
+        out.write(render(outcomes, result, url, time.monotonic() - started))
+        out.write(replay_text(emu, [o.scenario for o in outcomes]))
     return 0 if all(o.found for o in outcomes) else 1
