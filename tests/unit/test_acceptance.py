@@ -6,9 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from peerguard.acceptance import PlannedRoute, decide, pending_for_us, return_routes
+from peerguard.acceptance import PlannedRoute, Verdict, decide, pending_for_us, return_routes
+from peerguard.accepting import ACCEPTED, Step, change_finding, failed_finding, home_only
 from peerguard.checks import Allowed, CheckContext
 from peerguard.model import PeeringConnection, PeeringSide, Route, RouteTable, Snapshot, Vpc
+from peerguard.remediation import Call
 
 US, THEM = "111111111111", "222222222222"
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -126,3 +128,43 @@ def test_return_routes_go_only_to_tagged_tables_without_conflicts() -> None:
         "DestinationCidrBlock": "10.9.0.0/16",
         "VpcPeeringConnectionId": "pcx-req",
     }
+
+
+def test_the_ignore_tag_on_the_pcx_or_our_vpc_means_hands_off() -> None:
+    tagged = REQUEST.model_copy(update={"tags": {"peerguard:ignore": "true"}})
+    assert decide(snapshot(tagged), tagged, ALLOW).action == "skip"
+    snap = snapshot(REQUEST)
+    ours = snap.vpcs["vpc-ours"].model_copy(update={"tags": {"peerguard:ignore": "TRUE"}})
+    hands_off = snap.model_copy(update={"vpcs": {"vpc-ours": ours}})
+    assert decide(hands_off, REQUEST, ALLOW).action == "skip"
+
+
+def test_without_an_allowlist_nothing_is_accepted_or_rejected() -> None:
+    old = pcx("pcx-old", REQUEST.requester, OURS, age_h=100)
+    v = decide(snapshot(old), old, CheckContext(), reject_unlisted_after=timedelta(hours=1))
+    assert v.action == "alert" and "no allowlist" in v.reason
+
+
+def test_requests_waiting_in_a_peer_region_are_left_to_that_regions_stack() -> None:
+    west = Verdict("pcx-w", "accept", "allowlisted", "us-west-2")
+    assert home_only(west, "us-east-1").action == "alert"
+    assert home_only(west, "us-west-2") == west
+    refused = Verdict("pcx-w", "refuse", "overlap", "us-west-2")
+    assert home_only(refused, "us-east-1") == refused
+
+
+def test_a_change_is_announced_once_and_a_failure_keeps_its_identity() -> None:
+    call = Call("AcceptVpcPeeringConnection", {"VpcPeeringConnectionId": "pcx-req"})
+    undo = Call("DeleteVpcPeeringConnection", {"VpcPeeringConnectionId": "pcx-req"})
+    done = Step("pcx-req", call, "us-east-1", "applied", "applied", undo)
+    first = change_finding(ACCEPTED, REQUEST, done, "allowlisted")
+    again = change_finding(ACCEPTED, REQUEST, done, "allowlisted")
+    assert first.fingerprint != again.fingerprint  # the same change made twice is news twice
+    assert "aws ec2 delete-vpc-peering-connection --vpc-peering-connection-id pcx-req" in (
+        first.detail
+    )
+    denied = Step("pcx-req", call, "us-east-1", "failed", "not permitted", None, "AccessDenied")
+    f1 = failed_finding(REQUEST, denied, "pcx-req", "AWS::EC2::VPCPeeringConnection")
+    f2 = failed_finding(REQUEST, denied, "pcx-req", "AWS::EC2::VPCPeeringConnection")
+    assert f1.fingerprint == f2.fingerprint and f1.severity.value == "high"
+    assert f1.remediation is not None and f1.remediation.action == "AcceptVpcPeeringConnection"
