@@ -14,6 +14,7 @@ from typing import TextIO
 
 from peerguard.audit import AuditResult, audit
 from peerguard.checks import CheckContext, resolve
+from peerguard.demo.acceptance import render_acceptance, run_acceptance_demo
 from peerguard.demo.emulator import Emulator
 from peerguard.demo.replay import replay_text
 from peerguard.demo.scenarios import REGIONS, Scenario, build_all
@@ -91,4 +92,6 @@ def run_demo(port: int = 0, out: TextIO | None = None) -> int:
         url = emu.url
         out.write(render(outcomes, result, url, time.monotonic() - started))
         out.write(replay_text(emu, [o.scenario for o in outcomes]))
-    return 0 if all(o.found for o in outcomes) else 1
+        accepting = run_acceptance_demo(emu.clients())  # third act: new requests arrive
+        out.write("\n".join(render_acceptance(accepting, WIDTH)) + "\n")
+    return 0 if all(o.found for o in outcomes) and accepting.ok else 1

@@ -1,0 +1,112 @@
+"""The demo's auto-accept step, after the audit: two new peering requests reach our account.
+
+A vendor account on the allowlist asks to peer its feeds VPC with our analytics VPC: the
+acceptance function accepts it and adds the return route in the table tagged
+`peerguard:peer-routes=true`. An account nobody allowlisted asks too: it is alerted and
+left pending (as is the overlapping partner request of scenario 5, not on the allowlist).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+
+from peerguard.accepting import ACCEPTED, ROUTE_ADDED, AcceptanceRun, cli, run_acceptance
+from peerguard.aws.clients import Clients
+from peerguard.checks import Allowed
+from peerguard.demo.scenarios import EAST, Net, Scenario
+from peerguard.remediation import Call, MemoryRecorder
+from peerguard.runtime import Runtime
+from peerguard.settings import Settings
+
+VENDOR_ACCOUNT = "111111111111"  # on the allowlist
+UNKNOWN_ACCOUNT = "222222222222"  # not on it
+
+
+@dataclass
+class AcceptanceDemo:
+    scenario: Scenario
+    run: AcceptanceRun
+    records: MemoryRecorder
+
+    @property
+    def vendor_pcx(self) -> str:
+        return self.scenario.named["vendor-to-analytics"]
+
+    @property
+    def unknown_pcx(self) -> str:
+        return self.scenario.named["unknown-to-analytics"]
+
+    def action(self, pcx: str) -> str:
+        return next(v.action for v in self.run.verdicts if v.pcx_id == pcx)
+
+    @property
+    def ok(self) -> bool:
+        """The allowlisted request was accepted and routed; the unknown one only alerted."""
+        done = {(r.check_id, r.result) for r in self.records.records}
+        return (
+            self.action(self.vendor_pcx) == "accept"
+            and {(ACCEPTED, "applied"), (ROUTE_ADDED, "applied")} <= done
+            and self.action(self.unknown_pcx) == "alert"
+        )
+
+
+def build_requests(clients: Clients) -> Scenario:
+    s = Scenario("accept", "Auto-accept", ("acceptance.accepted", "peering.not_allowlisted"))
+    n = Net(clients, s)
+    ours = n.vpc("analytics", "10.20.0.0/16", EAST)
+    subnet = n.subnet(ours, "analytics-app", "10.20.1.0/24")
+    tagged = n.table(ours, "rt-analytics-app", subnet)
+    clients.client("ec2", EAST).create_tags(
+        Resources=[tagged], Tags=[{"Key": "peerguard:peer-routes", "Value": "true"}]
+    )
+    for name, account, cidr in (
+        ("vendor", VENDOR_ACCOUNT, "10.30.0.0/16"),
+        ("unknown", UNKNOWN_ACCOUNT, "10.40.0.0/16"),
+    ):
+        other = Net(clients.assume(f"arn:aws:iam::{account}:role/network-admin"), s)
+        theirs = other.vpc(f"{name}-vpc", cidr)
+        other.request_peering(f"{name}-to-analytics", theirs, ours, clients.account_id())
+    s.broken = {s.named["unknown-to-analytics"]}
+    s.explanation = (
+        f"Two accounts ask to peer with our analytics VPC {ours} (10.20.0.0/16). Vendor "
+        f"{VENDOR_ACCOUNT} is on the allowlist; {UNKNOWN_ACCOUNT} is not. The route table "
+        f"{tagged} is tagged peerguard:peer-routes=true for return routes. The acceptance "
+        "function (AutoAcceptPeerings=true) runs on its 5-minute schedule."
+    )
+    return s
+
+
+def run_acceptance_demo(clients: Clients) -> AcceptanceDemo:
+    scenario = build_requests(clients)
+    settings = Settings(auto_accept=True, allowlist=(Allowed(VENDOR_ACCOUNT),))
+    records = MemoryRecorder()
+    run = run_acceptance(Runtime(clients, settings), trigger="demo", recorder=records)
+    return AcceptanceDemo(scenario, run, records)
+
+
+def render_acceptance(demo: AcceptanceDemo, wrap: int = 100) -> list[str]:
+    lines = ["", f"== {demo.scenario.name} ==", *textwrap.wrap(demo.scenario.explanation, wrap)]
+    lines += ["", "Decisions:"]
+    for v in demo.run.verdicts:
+        lines += textwrap.wrap(
+            f"{v.pcx_id}  {v.action.upper():<7} {v.reason}",
+            wrap,
+            initial_indent="  ",
+            subsequent_indent=" " * 33,
+            break_on_hyphens=False,
+        )
+    lines += ["", "Changes made (recorded with their undo):"]
+    for r in demo.records.records:
+        undo = cli(Call(r.undo["operation"], r.undo["parameters"])) if r.undo else "none"
+        made = cli(Call(r.call["operation"], r.call["parameters"]))
+        lines += [f"  {made}", f"    -> {r.result}; undo: {undo}"]
+    lines += ["", "Announced:"]
+    for f in demo.run.findings:
+        lines.append(f"  {f.severity.value.upper():<8} {f.check_id:<34} {f.resource_id}")
+    verdict = "as expected" if demo.ok else "NOT AS EXPECTED"
+    lines += [
+        "",
+        f"Auto-accept: allowlisted request accepted and routed, unknown one alerted: {verdict}",
+    ]
+    return lines
