@@ -6,7 +6,9 @@ the home region and PEERGUARD_PEER_REGIONS, reads the accepter VPCs (their peers
 route tables), decides per request, and then, within the change cap:
 
 - accept (PEERGUARD_AUTO_ACCEPT): in the accepter's region, after re-reading that the
-  request is still pending; in dry-run mode the call is made with DryRun=True and reported;
+  request is still pending; in dry-run mode the call is made with DryRun=True and reported.
+  Only requests whose accepter VPC is in the home region are acted on (the stack and its
+  IAM grants are per region); those waiting in a peer region are alerted;
 - add return routes (PEERGUARD_ACCEPT_ROUTES) in the accepter tables tagged
   `peerguard:peer-routes=true`, re-planned on freshly read tables, and allow DNS resolution
   from the requester (PEERGUARD_ACCEPT_DNS), once the peering is active;
