@@ -8,7 +8,7 @@ rest of the audit still runs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +23,7 @@ DENIED = frozenset(
     {"UnauthorizedOperation", "AccessDenied", "AccessDeniedException", "AuthFailure"}
 )
 MAX_FILTER_VALUES = 200  # EC2 limit on values per filter
+_PEERING_SIDES = ("RequesterVpcInfo", "AccepterVpcInfo")
 
 # Every EC2 call the readers make, for the IAM policy test.
 READ_ACTIONS = (
@@ -177,21 +178,23 @@ class Reader:
 
     def _subnets(self, r: _Region, flt: Mapping[str, Iterable[str]] | None) -> dict[str, Subnet]:
         items = self._paginate(r, "subnets", "describe_subnets", "Subnets", flt)
-        subs = (parse.subnet(i) for i in items)
-        return {
-            s.subnet_id: s
-            for s in subs
-            if _match(flt, {"subnet-id": s.subnet_id, "vpc-id": s.vpc_id})
-        }
+        match = _matcher(flt)
+        subs = (
+            parse.subnet(i)
+            for i in items
+            if match({"subnet-id": i["SubnetId"], "vpc-id": i["VpcId"]})
+        )
+        return {s.subnet_id: s for s in subs}
 
     def _tables(self, r: _Region, flt: Mapping[str, Iterable[str]] | None) -> dict[str, RouteTable]:
         items = self._paginate(r, "route_tables", "describe_route_tables", "RouteTables", flt)
-        tables = (parse.route_table(i) for i in items)
-        return {
-            t.route_table_id: t
-            for t in tables
-            if _match(flt, {"route-table-id": t.route_table_id, "vpc-id": t.vpc_id})
-        }
+        match = _matcher(flt)
+        tables = (
+            parse.route_table(i)
+            for i in items
+            if match({"route-table-id": i["RouteTableId"], "vpc-id": i["VpcId"]})
+        )
+        return {t.route_table_id: t for t in tables}
 
     def _peerings(
         self, r: _Region, ids: frozenset[str] | None, vpc_ids: set[str] | None
@@ -205,13 +208,14 @@ class Reader:
             r, "peerings", "describe_vpc_peering_connections", "VpcPeeringConnections", flt
         )
         out = {}
-        for item in items:
-            p = parse.peering(item, r.region)
-            if ids and p.pcx_id not in ids:
+        for item in items:  # filtered before parsing: what is dropped costs nothing
+            pcx_id = item["VpcPeeringConnectionId"]
+            if ids and pcx_id not in ids:
                 continue
-            if vpc_ids and not {p.requester.vpc_id, p.accepter.vpc_id} & vpc_ids:
+            sides = {(item.get(k) or {}).get("VpcId", "") for k in _PEERING_SIDES}
+            if vpc_ids and not sides & vpc_ids:
                 continue
-            out[p.pcx_id] = p
+            out[pcx_id] = parse.peering(item, r.region)
         return out
 
     def _dns_hostnames(self, vpc: Vpc) -> bool | None:
@@ -261,8 +265,12 @@ def _keep(value: str, wanted: set[str] | None) -> bool:
     return wanted is None or value in wanted
 
 
-def _match(flt: Mapping[str, Iterable[str]] | None, values: dict[str, str]) -> bool:
-    """Apply the filters again in code: keep items matching any of the filters given."""
-    if not flt:
-        return True
-    return any(values.get(name) in set(vals) for name, vals in flt.items())
+def _matcher(flt: Mapping[str, Iterable[str]] | None) -> Callable[[dict[str, str]], bool]:
+    """Apply the filters again in code (before parsing: what is dropped costs nothing):
+    keep items matching any of the filters given."""
+    wanted = {name: frozenset(vals) for name, vals in (flt or {}).items()}
+
+    def match(values: dict[str, str]) -> bool:
+        return not wanted or any(values.get(name) in vals for name, vals in wanted.items())
+
+    return match
