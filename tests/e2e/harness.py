@@ -220,7 +220,9 @@ class Stack:
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
         """Call the function's handler with the environment the template gives it."""
-        env = self.environment(function)
+        # Lambda sets the function name; Powertools idempotency keys start with it, so two
+        # functions handling the same event keep separate records.
+        env = {**self.environment(function), "AWS_LAMBDA_FUNCTION_NAME": function}
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
         runtime.cache_clear()

@@ -27,8 +27,10 @@ def test_run_demo_exits_0_and_says_every_mistake_was_found() -> None:
     text = out.getvalue()
     assert code == 0, text
     assert "MISSED" not in text
-    result_lines = text.split("\nResult:\n")[1].splitlines()[:-1]
+    result_lines = text.split("\nResult:\n")[1].split("\nDone in")[0].splitlines()
     assert len(result_lines) == 6 and all(" found " in line for line in result_lines)
+    # After the audit, the replay of the mistakes' events (tests/integration/test_demo_replay.py)
+    assert text.index("\nResult:\n") < text.index("== Replay:") < text.index("Replay done in")
 
 
 def test_demo_leaves_the_callers_aws_environment_alone() -> None:
