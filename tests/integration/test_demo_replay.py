@@ -135,3 +135,18 @@ def test_scenarios_without_a_known_story_have_no_steps() -> None:
     from peerguard.demo.scenarios import Scenario
 
     assert steps_for(Scenario("other", "Other", ())) == []
+
+
+def test_replay_works_when_the_handlers_were_imported_without_the_lambda_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from peerguard.demo.scenarios import hub_and_spokes
+    from peerguard.observability import metrics
+
+    # As in `peerguard demo`, where another demo step imports the handlers' modules first.
+    monkeypatch.setattr(metrics, "namespace", None)
+    with Emulator() as emu:
+        (done,) = replay(emu, [hub_and_spokes(emu.clients())])
+
+    assert done.sns and done.slack
+    assert metrics.namespace is None  # left as it was

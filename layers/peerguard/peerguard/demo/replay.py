@@ -421,7 +421,7 @@ class Stack:
             runtime.cache_clear()
             settings.cache_clear()
             try:
-                with _quiet():
+                with _metrics_from_environment(), _quiet():
                     return handler(event, LambdaContext(function))
             finally:
                 runtime.cache_clear()
@@ -440,6 +440,21 @@ def _environment(env: Mapping[str, str]) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@contextlib.contextmanager
+def _metrics_from_environment() -> Iterator[None]:
+    """Powertools reads the metrics namespace and service at import; in this process the
+    handlers' modules may have been imported before the template's environment was set."""
+    from peerguard.observability import metrics
+
+    saved = (metrics.namespace, metrics.service)
+    metrics.namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or saved[0]
+    metrics.service = os.environ.get("POWERTOOLS_SERVICE_NAME") or saved[1]
+    try:
+        yield
+    finally:
+        metrics.namespace, metrics.service = saved
 
 
 @contextlib.contextmanager
