@@ -14,4 +14,4 @@ from peerguard.runtime import runtime
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return on_acceptance(runtime(), event)
+    return on_acceptance(runtime(), event, context)

@@ -28,5 +28,5 @@ def _confirm(record: SQSRecord) -> dict[str, Any]:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "Records" in event:  # the grace period of earlier changes is over
-        return process_partial_response(event, _confirm, processor, context)
+        return dict(process_partial_response(event, _confirm, processor, context))
     return on_change(runtime(), event, context)

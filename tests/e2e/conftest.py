@@ -13,8 +13,8 @@ from typing import Any
 import boto3
 import pytest
 
+from peerguard.notify import core
 from peerguard.notify import slack as slack_module
-from peerguard.notify.slack import SlackNotifier
 from tests.e2e.harness import REGION, Stack
 from tests.fakes import FakeSlack, fake_slack_server
 from tests.integration import awsnet
@@ -41,12 +41,10 @@ def slack() -> Iterator[tuple[FakeSlack, str]]:
 
 @pytest.fixture
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The handlers build SlackNotifier without a sleep argument, so its default is swapped for
-    one that records the waits instead of sleeping; the per-container webhook cache is reset."""
+    """The handlers build notifiers without a sleep argument: the default one records the
+    waits instead of sleeping; the per-container webhook cache is reset."""
     waits: list[float] = []
-    defaults = SlackNotifier.__init__.__kwdefaults__
-    assert defaults is not None and "sleep" in defaults
-    monkeypatch.setitem(defaults, "sleep", waits.append)
+    monkeypatch.setattr(core, "default_sleep", waits.append)
     monkeypatch.setattr(slack_module, "_WEBHOOKS", {})
     return waits
 

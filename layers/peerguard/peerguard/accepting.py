@@ -36,14 +36,14 @@ from peerguard.aws import parse
 from peerguard.aws.snapshot import DENIED, Reader, Scope
 from peerguard.checks import REGISTRY, Allowed, CheckContext, run_checks
 from peerguard.checks.peering import describe
-from peerguard.events import Change, MalformedEvent, NotOurs, parse_event
+from peerguard.events import Change, parse_event
 from peerguard.findings import Finding, Remediation, Severity
 from peerguard.model import ACTIVE, IGNORE_TAG, PENDING_ACCEPTANCE, PeeringConnection, Snapshot
 from peerguard.notify import Coverage
 from peerguard.observability import MetricUnit, logger, metrics
 from peerguard.remediation import Call, ChangeRecord, DynamoRecorder, MemoryRecorder, Recorder
 from peerguard.runtime import Runtime
-from peerguard.service import announce, once
+from peerguard.service import announce, ignored, once, parse_or_report
 from peerguard.settings import parse_allowlist
 
 # The catalogue checks that judge a pending request (announced alongside the changes).
@@ -75,31 +75,24 @@ def now() -> datetime:
 # -- entry point ------------------------------------------------------------------------
 
 
-def on_acceptance(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
+def on_acceptance(rt: Runtime, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """A schedule tick or a CreateVpcPeeringConnection event. Never raises for a bad event."""
-    try:
-        trigger = parse_event(event)
-    except NotOurs as e:
-        logger.info("event ignored", extra={"reason": str(e)})
-        metrics.add_metric(name="IgnoredEvents", unit=MetricUnit.Count, value=1)
-        return {"status": "ignored", "reason": str(e)}
-    except MalformedEvent as e:
-        event_id = event.get("id") if isinstance(event, dict) else None
-        logger.warning("malformed event", extra={"reason": str(e), "event_id": event_id})
-        metrics.add_metric(name="MalformedEvents", unit=MetricUnit.Count, value=1)
-        return {"status": "malformed", "reason": str(e)}
+    trigger = parse_or_report(parse_event, event)
+    if isinstance(trigger, dict):
+        return trigger
     pcx_ids: frozenset[str] | None = None
     if isinstance(trigger, Change):
         if trigger.event_name != "CreateVpcPeeringConnection":
-            return {"status": "ignored", "reason": f"{trigger.event_name} is not a request"}
+            return ignored(f"{trigger.event_name} is not a request")
         if trigger.failed:
-            return {"status": "ignored", "reason": f"the request failed ({trigger.error_code})"}
+            return ignored(f"the request failed ({trigger.error_code})")
         if not trigger.peering_ids:
-            return {"status": "ignored", "reason": "the event names no peering connection"}
+            return ignored("the event names no peering connection")
         pcx_ids = trigger.peering_ids
         logger.append_keys(event_id=trigger.event_id, event_name=trigger.event_name)
     event_id = str(event["id"])
-    return once(rt, event, lambda _: accept_pending(rt, pcx_ids=pcx_ids, trigger=event_id))
+    work = lambda _: accept_pending(rt, pcx_ids=pcx_ids, trigger=event_id)  # noqa: E731
+    return once(rt, event, work, context)
 
 
 @dataclass

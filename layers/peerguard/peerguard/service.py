@@ -13,7 +13,7 @@ import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -42,6 +42,7 @@ from peerguard.remediation import DynamoRecorder, RemediationConfig, remediate
 from peerguard.runtime import Runtime
 from peerguard.state import FindingStore
 
+T = TypeVar("T")
 ROUTE_CHECKS = frozenset(c for c in REGISTRY if c.startswith("route."))
 IDEMPOTENCY_TTL = timedelta(hours=24)
 
@@ -157,18 +158,31 @@ def sweep(rt: Runtime) -> dict[str, Any]:
 
 def on_change(rt: Runtime, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """One EventBridge event. Never raises for a bad event: it is logged and counted."""
-    try:
-        change = parse_change(event)
-    except NotOurs as e:
-        logger.info("event ignored", extra={"reason": str(e)})
-        metrics.add_metric(name="IgnoredEvents", unit=MetricUnit.Count, value=1)
-        return {"status": "ignored", "reason": str(e)}
-    except MalformedEvent as e:
-        logger.warning("malformed event", extra={"reason": str(e), "event_id": _id(event)})
-        metrics.add_metric(name="MalformedEvents", unit=MetricUnit.Count, value=1)
-        return {"status": "malformed", "reason": str(e)}
+    change = parse_or_report(parse_change, event)
+    if isinstance(change, dict):
+        return change
     logger.append_keys(event_id=change.event_id, event_name=change.event_name)
     return once(rt, event, lambda _: handle_change(rt, change), context)
+
+
+def parse_or_report(parse: Callable[[Any], T], event: Any) -> T | dict[str, Any]:
+    """The parsed event, or the result for an event that is not ours or is malformed
+    (logged with its one-line reason and counted; returning, not raising, so no retries)."""
+    try:
+        return parse(event)
+    except NotOurs as e:
+        return ignored(str(e))
+    except MalformedEvent as e:
+        event_id = event.get("id") if isinstance(event, dict) else None
+        logger.warning("malformed event", extra={"reason": str(e), "event_id": event_id})
+        metrics.add_metric(name="MalformedEvents", unit=MetricUnit.Count, value=1)
+        return {"status": "malformed", "reason": str(e)}
+
+
+def ignored(reason: str) -> dict[str, Any]:
+    logger.info("event ignored", extra={"reason": reason})
+    metrics.add_metric(name="IgnoredEvents", unit=MetricUnit.Count, value=1)
+    return {"status": "ignored", "reason": reason}
 
 
 def once(
@@ -191,13 +205,21 @@ def once(
     if context is not None:
         config.register_lambda_context(context)  # an in-progress record expires with the call
 
+    ran = False
+
     @idempotent_function(
         data_keyword_argument="event", persistence_store=persistence, config=config
     )
     def run(event: dict[str, Any]) -> Any:
+        nonlocal ran
+        ran = True
         return work(event)
 
-    return run(event=event)
+    result = run(event=event)
+    if not ran:
+        logger.info("duplicate delivery: returning the first result")
+        metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=1)
+    return result
 
 
 def handle_change(rt: Runtime, change: Change) -> dict[str, Any]:
@@ -208,6 +230,7 @@ def handle_change(rt: Runtime, change: Change) -> dict[str, Any]:
         # Security group, NACL and flow-log calls: no check reads those resources yet;
         # a disassociation names only its (now gone) association id. The sweep covers them.
         logger.info("nothing in scope", extra={"association_ids": sorted(change.association_ids)})
+        metrics.add_metric(name="OutOfScopeEvents", unit=MetricUnit.Count, value=1)
         return {"status": "out-of-scope", "event_name": change.event_name}
     regions = [change.region, *(r for r in rt.regions if r != change.region)]
     result = audit(rt.clients, regions, check_context(rt), catalogue.resolve(None), scope=scope)
@@ -269,7 +292,7 @@ def confirm(rt: Runtime, body: dict[str, Any]) -> dict[str, Any]:
 def _failed_call(rt: Runtime, change: Change) -> dict[str, Any]:
     """A refused call changed nothing; a refused peering request is still worth knowing."""
     if change.event_name != "CreateVpcPeeringConnection":
-        return {"status": "ignored", "reason": f"the call failed ({change.error_code})"}
+        return ignored(f"the call failed ({change.error_code}): it changed nothing")
     finding = failed_request_finding(change)
     nothing_to_resolve = Coverage(change.account_id, frozenset({change.region}), frozenset())
     return {"status": "failed-call", "notify": announce(rt, [finding], nothing_to_resolve)}

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from peerguard.findings import Severity
+from peerguard.notify import core
 from peerguard.notify.core import (
     Failure,
     Notification,
@@ -25,7 +26,6 @@ from peerguard.notify.core import (
     Status,
     backoff_delays,
     console_url,
-    default_sleep,
     finding_url,
     fix_text,
 )
@@ -212,7 +212,7 @@ class SlackNotifier:
         attempts: int = 3,
         backoff: float = 1.0,
         max_retry_after: float = 30.0,
-        sleep: Sleep = default_sleep,
+        sleep: Sleep | None = None,
         cache: dict[str, str] | None = None,
         opener: Callable[..., Any] = urllib.request.urlopen,
     ) -> None:
@@ -224,7 +224,7 @@ class SlackNotifier:
         self.attempts = max(1, attempts)
         self.backoff = backoff
         self.max_retry_after = max_retry_after
-        self.sleep = sleep
+        self.sleep = sleep or core.default_sleep  # looked up late: tests swap it
         self.cache = _WEBHOOKS if cache is None else cache
         self.open = opener
 
