@@ -78,25 +78,59 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     a = sub.add_parser("audit", help="audit the peerings of an account")
-    a.add_argument("--region", action="append", type=_region, dest="regions", metavar="R",
-                   help="region to audit (repeat for cross-region peers); default: the session's")
+    a.add_argument(
+        "--region",
+        action="append",
+        type=_region,
+        dest="regions",
+        metavar="R",
+        help="region to audit (repeat for cross-region peers); default: the session's",
+    )
     a.add_argument("--profile", help="AWS profile to use")
-    a.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL"),
-                   help="AWS endpoint (e.g. a moto server); AWS_ENDPOINT_URL is honoured")
+    a.add_argument(
+        "--endpoint-url",
+        default=os.environ.get("AWS_ENDPOINT_URL"),
+        help="AWS endpoint (e.g. a moto server); AWS_ENDPOINT_URL is honoured",
+    )
     a.add_argument("--checks", help="comma-separated check ids to run (default: all)")
-    a.add_argument("--allow-account", action="append", type=_account, dest="allow", default=None,
-                   metavar="ACCOUNT", help="allowlisted peer account (repeatable)")
+    a.add_argument(
+        "--allow-account",
+        action="append",
+        type=_account,
+        dest="allow",
+        default=None,
+        metavar="ACCOUNT",
+        help="allowlisted peer account (repeatable)",
+    )
     a.add_argument("--format", choices=("table", "json"), default="table")
     a.add_argument("--output", metavar="FILE", help="write the report to FILE instead of stdout")
-    a.add_argument("--fail-on", type=_severity, default=Severity.HIGH, metavar="SEVERITY",
-                   help="exit 1 when a finding is at or above this severity (default: high)")
-    a.add_argument("--mode", type=_mode, default=Mode.NOTIFY, metavar="notify|dry-run|fix",
-                   help="after the audit: only report (default), verify the fixes with EC2 "
-                   "DryRun, or apply them within the safety rails and re-audit")
-    a.add_argument("--max-changes", type=_count, default=10, metavar="N",
-                   help="with --mode fix: at most N changes, the rest are reported (default: 10)")
-    a.add_argument("--fix-dns", action="store_true",
-                   help="with --mode dry-run/fix: also allow DNS resolution from remote VPCs")
+    a.add_argument(
+        "--fail-on",
+        type=_severity,
+        default=Severity.HIGH,
+        metavar="SEVERITY",
+        help="exit 1 when a finding is at or above this severity (default: high)",
+    )
+    a.add_argument(
+        "--mode",
+        type=_mode,
+        default=Mode.NOTIFY,
+        metavar="notify|dry-run|fix",
+        help="after the audit: only report (default), verify the fixes with EC2 "
+        "DryRun, or apply them within the safety rails and re-audit",
+    )
+    a.add_argument(
+        "--max-changes",
+        type=_count,
+        default=10,
+        metavar="N",
+        help="with --mode fix: at most N changes, the rest are reported (default: 10)",
+    )
+    a.add_argument(
+        "--fix-dns",
+        action="store_true",
+        help="with --mode dry-run/fix: also allow DNS resolution from remote VPCs",
+    )
 
     sub.add_parser("checks", help="list the check catalogue")
 
@@ -118,9 +152,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     allow = tuple(Allowed(a) for a in args.allow) if args.allow else None
     ctx = CheckContext(allowlist=allow)
     result = audit(clients, regions, ctx, selected)
-    text = (
-        json.dumps(result.to_json(), indent=2) + "\n" if args.format == "json" else table(result)
-    )
+    text = json.dumps(result.to_json(), indent=2) + "\n" if args.format == "json" else table(result)
     if args.mode is not Mode.NOTIFY:
         result, text = _remediate(args, clients, regions, ctx, selected, result)
     if args.output:
@@ -146,8 +178,14 @@ def _remediate(
         default_mode=args.mode, fix_dns=args.fix_dns, max_changes=args.max_changes
     )
     done = remediate(
-        clients, audited.findings, audited.snapshot, config,
-        ctx=ctx, regions=regions, recorder=MemoryRecorder(), trigger="cli",
+        clients,
+        audited.findings,
+        audited.snapshot,
+        config,
+        ctx=ctx,
+        regions=regions,
+        recorder=MemoryRecorder(),
+        trigger="cli",
     )
     result = audit(clients, regions, ctx, selected) if args.mode is Mode.FIX else audited
     if args.format == "json":

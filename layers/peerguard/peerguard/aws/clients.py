@@ -44,6 +44,7 @@ class Clients:
         self._default_region = default_region
         self._cache: dict[tuple[str, str], Any] = {}
         self.calls: Counter[str] = Counter()
+        self._account_id: str | None = None
 
     @property
     def session(self) -> boto3.Session:
@@ -78,7 +79,10 @@ class Clients:
         return sum(self.calls.values())
 
     def account_id(self) -> str:
-        return str(self.client("sts").get_caller_identity()["Account"])
+        """Who these credentials are (asked once: a warm container keeps the answer)."""
+        if self._account_id is None:
+            self._account_id = str(self.client("sts").get_caller_identity()["Account"])
+        return self._account_id
 
     def assume(self, role_arn: str, session_name: str = "peerguard") -> Clients:
         """Clients for another account, through an assumed role."""

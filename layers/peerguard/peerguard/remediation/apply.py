@@ -110,7 +110,6 @@ class Outcome:
             }
         )
 
-
     def applied_finding(self) -> Finding:
         """A change PeerGuard made, as an (info) finding: announced once, with its undo."""
         f = self.finding
