@@ -116,15 +116,7 @@ def pending_acceptance(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
 
 
 def allowlisted(ctx: CheckContext, side: PeeringSide) -> bool:
-    for entry in ctx.allowlist or ():
-        if entry.account_id != side.owner_id:
-            continue
-        if entry.regions and side.region not in entry.regions:
-            continue
-        if entry.vpc_ids and side.vpc_id not in entry.vpc_ids:
-            continue
-        return True
-    return False
+    return any(e.matches(side.owner_id, side.region, side.vpc_id) for e in ctx.allowlist or ())
 
 
 @check(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from peerguard.checks.peering import describe
+from peerguard.checks.peering import describe, pcx_finding
 from peerguard.checks.registry import REGISTRY, CheckContext, check
 from peerguard.findings import Finding, Remediation, Severity
 from peerguard.model import (
@@ -386,7 +386,6 @@ def shadowed(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     iam_actions=("ec2:DescribeVpcPeeringConnections",),
 )
 def peer_side_unverified(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
-    meta = REGISTRY["route.peer_side_unverified"]
     for pcx in snap.peerings.values():
         if pcx.status != ACTIVE:
             continue
@@ -394,17 +393,12 @@ def peer_side_unverified(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]
         hidden = [s for s in pcx.sides if not snap.side_visible(s)]
         if not ours or not hidden:
             continue
-        side, other = ours[0], hidden[0]
-        yield Finding(
-            check_id=meta.id,
-            severity=meta.severity,
-            resource_type="AWS::EC2::VPCPeeringConnection",
-            resource_id=pcx.pcx_id,
-            account_id=side.owner_id,
-            region=side.region,
-            vpc_id=side.vpc_id,
-            peering_connection_id=pcx.pcx_id,
-            title=meta.title,
-            detail=f"{describe(pcx)}: the side {other.vpc_id} in account {other.owner_id}, "
+        other = hidden[0]
+        yield pcx_finding(
+            "route.peer_side_unverified",
+            snap,
+            pcx,
+            ours[0],
+            f"{describe(pcx)}: the side {other.vpc_id} in account {other.owner_id}, "
             f"region {other.region} was not read, so its return routes are unverified.",
         )
