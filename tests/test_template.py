@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
+from peerguard import accepting
 from peerguard.aws.snapshot import READ_ACTIONS
 from peerguard.checks import REGISTRY
+from peerguard.remediation.plan import IAM_ACTIONS as REMEDIATION_ACTIONS
 from tests.cfn import ROOT, functions, template
 
 MUTATING_EC2 = {
@@ -62,6 +64,27 @@ def test_mutating_permissions_exist_only_under_a_condition(name: str) -> None:
                 "CanRejectUnlisted",
             }, f"{name}: {stmt['Sid']} is unconditional"
             assert stmt["Resource"] != "*", f"{name}: {stmt['Sid']} is not scoped"
+
+
+@pytest.mark.parametrize(
+    ("name", "makes"),
+    [
+        ("ChangeAuditorFunction", REMEDIATION_ACTIONS),
+        ("SweepFunction", REMEDIATION_ACTIONS),
+        ("AcceptanceFunction", accepting.IAM_ACTIONS),
+    ],
+)
+def test_conditional_grants_are_exactly_the_changes_the_code_makes(
+    name: str, makes: tuple[str, ...]
+) -> None:
+    granted = {
+        a
+        for cond, stmt in statements(functions()[name]["Properties"]["Policies"])
+        if cond
+        for a in actions(stmt)
+        if a.startswith("ec2:")
+    }
+    assert granted == set(makes)
 
 
 def test_route_repairs_are_denied_on_resources_tagged_to_be_ignored() -> None:

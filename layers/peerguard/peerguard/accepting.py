@@ -657,6 +657,8 @@ _CHECK_FOR = {
     "CreateRoute": ROUTE_ADDED,
     "ModifyVpcPeeringConnectionOptions": DNS_ENABLED,
 }
+# Every change the acceptance function makes (template.yaml grants exactly these).
+IAM_ACTIONS = tuple(f"ec2:{op}" for op in _CHECK_FOR)
 
 
 def _check_for(call: Call) -> str:
