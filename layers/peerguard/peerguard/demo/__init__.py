@@ -16,6 +16,7 @@ from peerguard.audit import AuditResult, audit
 from peerguard.checks import CheckContext, resolve
 from peerguard.demo.acceptance import render_acceptance, run_acceptance_demo
 from peerguard.demo.emulator import Emulator
+from peerguard.demo.repair import render_repair, run_repair_demo
 from peerguard.demo.replay import replay_text
 from peerguard.demo.scenarios import REGIONS, Scenario, build_all
 from peerguard.findings import Finding
@@ -94,4 +95,6 @@ def run_demo(port: int = 0, out: TextIO | None = None) -> int:
         out.write(replay_text(emu, [o.scenario for o in outcomes]))
         accepting = run_acceptance_demo(emu.clients())  # third act: new requests arrive
         out.write("\n".join(render_acceptance(accepting, WIDTH)) + "\n")
-    return 0 if all(o.found for o in outcomes) and accepting.ok else 1
+        repaired = run_repair_demo(emu.clients())  # last act: fix mode, then re-audit
+        out.write("\n".join(render_repair(repaired)) + "\n")
+    return 0 if all(o.found for o in outcomes) and accepting.ok and repaired.ok else 1
