@@ -1,4 +1,4 @@
-"""Read template.yaml in tests: CloudFormation short tags become plain {"Fn::X": ...} dicts."""
+"""Read template.yaml in tests, with the loader the demo uses (!Ref x -> {"Ref": "x"})."""
 
 from __future__ import annotations
 
@@ -8,33 +8,15 @@ from typing import Any
 
 import yaml
 
+from peerguard.demo.replay import cfn_loader
+
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
 
 
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    return {name: value}
-
-
-_Loader.add_multi_constructor("!", _tag)
-
-
 @cache
 def template() -> dict[str, Any]:
-    return yaml.load(TEMPLATE.read_text(), Loader=_Loader)
+    return yaml.load(TEMPLATE.read_text(), Loader=cfn_loader())
 
 
 def functions() -> dict[str, dict[str, Any]]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from peerguard.accepting import ACCEPTED, ROUTE_ADDED, AcceptanceRun, cli, run_acceptance
 from peerguard.aws.clients import Clients
 from peerguard.checks import Allowed
-from peerguard.demo.replay import _quiet
+from peerguard.demo.replay import quiet
 from peerguard.demo.scenarios import EAST, Net, Scenario
 from peerguard.remediation import Call, MemoryRecorder
 from peerguard.runtime import Runtime
@@ -82,7 +82,7 @@ def run_acceptance_demo(clients: Clients) -> AcceptanceDemo:
     scenario = build_requests(clients)
     settings = Settings(auto_accept=True, allowlist=(Allowed(VENDOR_ACCOUNT),))
     records = MemoryRecorder()
-    with _quiet():  # the function's JSON logs belong in CloudWatch, not in the demo
+    with quiet():  # the function's JSON logs belong in CloudWatch, not in the demo
         run = run_acceptance(Runtime(clients, settings), trigger="demo", recorder=records)
     return AcceptanceDemo(scenario, run, records)
 

@@ -180,7 +180,7 @@ def steps_for(s: Scenario) -> list[Step]:
 # -- template.yaml: routing, environments, handlers --------------------------------------------
 
 
-def _cfn_loader() -> Any:
+def cfn_loader() -> Any:
     """A YAML loader that reads CloudFormation short tags (!Ref x -> {"Ref": "x"})."""
     try:
         import yaml
@@ -230,7 +230,7 @@ class Router:
             )
         import yaml
 
-        return cls(yaml.load(path.read_text(), Loader=_cfn_loader()), root)
+        return cls(yaml.load(path.read_text(), Loader=cfn_loader()), root)
 
     def routes(self, event: dict[str, Any]) -> list[str]:
         from moto.events.models import EventPattern  # moto is the demo's dependency
@@ -421,7 +421,7 @@ class Stack:
             runtime.cache_clear()
             settings.cache_clear()
             try:
-                with _metrics_from_environment(), _quiet():
+                with _metrics_from_environment(), quiet():
                     return handler(event, LambdaContext(function))
             finally:
                 runtime.cache_clear()
@@ -458,7 +458,7 @@ def _metrics_from_environment() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def quiet() -> Iterator[None]:
     """The handlers' JSON logs and EMF metrics go to stdout in Lambda; not in the demo."""
     from peerguard.observability import logger
 
