@@ -409,19 +409,11 @@ class Acceptor:
             self.steps.append(Step(pcx.pcx_id, accept, v.region, "deferred", msg, undo))
             self.findings.append(deferred_finding(pcx, msg))
             return
-        live, why = self._reread(pcx.pcx_id, v.region)
-        if live is None or live.status != PENDING_ACCEPTANCE or live.ignored:
-            why = why or _changed(live)
-            self.steps.append(Step(pcx.pcx_id, accept, v.region, "skipped", f"not accepted: {why}"))
-            return
-        step = self._call(pcx, accept, v.region, undo, before={"status": live.status})
-        if step.status == "failed":
-            self.findings.append(
-                failed_finding(pcx, step, pcx.pcx_id, "AWS::EC2::VPCPeeringConnection")
-            )
+        accepted = self._while_pending(pcx, accept, v.region, undo, "accepted")
+        if accepted is None:
             return
         self.accepted.add(pcx.pcx_id)
-        self.findings.append(change_finding(ACCEPTED, pcx, step, v.reason))
+        self.findings.append(change_finding(ACCEPTED, pcx, accepted, v.reason))
         if not follow:
             return
         active = self._wait_active(pcx.pcx_id, v.region)
@@ -480,21 +472,30 @@ class Acceptor:
             self.steps.append(Step(pcx.pcx_id, reject, v.region, "deferred", msg))
             self.findings.append(deferred_finding(pcx, f"not rejected yet: {msg}"))
             return
-        live, why = self._reread(pcx.pcx_id, v.region)
-        if live is None or live.status != PENDING_ACCEPTANCE or live.ignored:
-            why = why or _changed(live)
-            self.steps.append(Step(pcx.pcx_id, reject, v.region, "skipped", f"not rejected: {why}"))
-            return
-        step = self._call(pcx, reject, v.region, None, before={"status": live.status})
-        if step.status == "failed":
-            self.findings.append(
-                failed_finding(pcx, step, pcx.pcx_id, "AWS::EC2::VPCPeeringConnection")
-            )
+        rejected = self._while_pending(pcx, reject, v.region, None, "rejected")
+        if rejected is None:
             return
         self.rejected.add(pcx.pcx_id)
-        self.findings.append(change_finding(REJECTED, pcx, step, v.reason))
+        self.findings.append(change_finding(REJECTED, pcx, rejected, v.reason))
 
     # -- calls ----------------------------------------------------------------------
+
+    def _while_pending(
+        self, pcx: PeeringConnection, call: Call, region: str, undo: Call | None, verb: str
+    ) -> Step | None:
+        """Re-read the request and make `call` only if it still waits and is not ignored.
+        None when nothing was done (skipped, or failed and reported as a finding)."""
+        live, why = self._reread(pcx.pcx_id, region)
+        if live is None or live.status != PENDING_ACCEPTANCE or live.ignored:
+            why = why or _changed(live)
+            self.steps.append(Step(pcx.pcx_id, call, region, "skipped", f"not {verb}: {why}"))
+            return None
+        step = self._call(pcx, call, region, undo, before={"status": live.status})
+        if step.status == "failed":
+            kind = "AWS::EC2::VPCPeeringConnection"
+            self.findings.append(failed_finding(pcx, step, pcx.pcx_id, kind))
+            return None
+        return step
 
     def _announce(
         self, pcx: PeeringConnection, step: Step, check_id: str, resource_id: str, kind: str

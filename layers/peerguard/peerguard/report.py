@@ -14,6 +14,18 @@ def _group_key(f: Finding) -> str:
     return f.peering_connection_id or f.vpc_id or f.resource_id
 
 
+def finding_lines(f: Finding, width: int = WIDTH) -> list[str]:
+    """One finding: severity, check and resource, the wrapped detail, and the fix call."""
+    lines = [f"  {f.severity.value.upper():<8} {f.check_id:<34} {f.resource_id}"]
+    # Never break on hyphens: ids such as pcx-0a1b2c3d must stay whole to be copied.
+    body = textwrap.wrap(f.detail, width - 11, break_on_hyphens=False)
+    lines.extend(f"           {b}" for b in body)
+    if f.remediation:
+        mode = "auto-fixable" if f.remediation.automatic else "manual"
+        lines.append(f"           fix ({mode}): {f.remediation.cli()}")
+    return lines
+
+
 def table(result: AuditResult) -> str:
     s = result.summary()
     lines = [
@@ -33,13 +45,7 @@ def table(result: AuditResult) -> str:
         lines.append("")
         lines.append(name)
         for f in items:
-            head = f"  {f.severity.value.upper():<8} {f.check_id:<34} {f.resource_id}"
-            lines.append(head)
-            body = textwrap.wrap(f.detail, WIDTH - 11)
-            lines.extend(f"           {b}" for b in body)
-            if f.remediation:
-                mode = "auto-fixable" if f.remediation.automatic else "manual"
-                lines.append(f"           fix ({mode}): {f.remediation.cli()}")
+            lines.extend(finding_lines(f))
     counts = ", ".join(f"{n} {k}" for k, n in s["by_severity"].items() if n)
     lines.append("")
     lines.append(f"{s['total']} findings: {counts}")

@@ -20,6 +20,7 @@ from peerguard.demo.repair import render_repair, run_repair_demo
 from peerguard.demo.replay import replay_text
 from peerguard.demo.scenarios import REGIONS, Scenario, build_all
 from peerguard.findings import Finding
+from peerguard.report import finding_lines
 
 __all__ = ["Emulator", "Outcome", "Scenario", "build_all", "render", "run_demo", "run_scenarios"]
 
@@ -47,15 +48,6 @@ def _wrap(text: str, width: int) -> list[str]:
     return textwrap.wrap(text, width, break_on_hyphens=False)  # keep ids like pcx-0a1b whole
 
 
-def _finding_lines(f: Finding) -> list[str]:
-    lines = [f"  {f.severity.value.upper():<8} {f.check_id:<34} {f.resource_id}"]
-    lines += [f"           {b}" for b in _wrap(f.detail, WIDTH - 11)]
-    if f.remediation:
-        mode = "auto-fixable" if f.remediation.automatic else "manual"
-        lines.append(f"           fix ({mode}): {f.remediation.cli()}")
-    return lines
-
-
 def render(outcomes: list[Outcome], result: AuditResult, url: str, seconds: float) -> str:
     s = result.summary()
     lines = [
@@ -69,13 +61,13 @@ def render(outcomes: list[Outcome], result: AuditResult, url: str, seconds: floa
         lines += _wrap(o.scenario.explanation, WIDTH)
         lines += ["", "PeerGuard reports:"] if o.findings else ["", "PeerGuard reports nothing."]
         for f in o.findings:
-            lines += _finding_lines(f)
+            lines += finding_lines(f)
     owned = {id(f) for o in outcomes for f in o.findings}
     stray = [f for f in result.findings if id(f) not in owned]
     if stray:
         lines += ["", "Findings outside the scenarios:"]
         for f in stray:
-            lines += _finding_lines(f)
+            lines += finding_lines(f)
     lines += ["", "Result:"]
     for o in outcomes:
         verdict = "found" if o.found else "MISSED"

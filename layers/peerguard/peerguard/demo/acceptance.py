@@ -17,6 +17,7 @@ from peerguard.checks import Allowed
 from peerguard.demo.replay import quiet
 from peerguard.demo.scenarios import EAST, Net, Scenario
 from peerguard.remediation import Call, MemoryRecorder
+from peerguard.report import finding_lines
 from peerguard.runtime import Runtime
 from peerguard.settings import Settings
 
@@ -104,8 +105,7 @@ def render_acceptance(demo: AcceptanceDemo, wrap: int = 100) -> list[str]:
         made = cli(Call(r.call["operation"], r.call["parameters"]))
         lines += [f"  {made}", f"    -> {r.result}; undo: {undo}"]
     lines += ["", "Announced:"]
-    for f in demo.run.findings:
-        lines.append(f"  {f.severity.value.upper():<8} {f.check_id:<34} {f.resource_id}")
+    lines += [finding_lines(f)[0] for f in demo.run.findings]  # the head line: one per finding
     verdict = "as expected" if demo.ok else "NOT AS EXPECTED"
     lines += [
         "",
