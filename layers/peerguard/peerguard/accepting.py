@@ -26,7 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -42,6 +42,7 @@ from peerguard.model import ACTIVE, IGNORE_TAG, PENDING_ACCEPTANCE, PeeringConne
 from peerguard.notify import Coverage
 from peerguard.observability import MetricUnit, logger, metrics
 from peerguard.remediation import Call, ChangeRecord, DynamoRecorder, MemoryRecorder, Recorder
+from peerguard.remediation.record import now
 from peerguard.runtime import Runtime
 from peerguard.service import announce, ignored, once, parse_or_report
 from peerguard.settings import parse_allowlist
@@ -66,10 +67,6 @@ ALREADY_DONE = {"CreateRoute": "RouteAlreadyExists"}
 DRY_RUN_OK = "DryRunOperation"
 # After an accept, a cross-account or cross-region peering is `provisioning` for a moment.
 ACTIVE_WAITS = (1.0, 2.0, 4.0)
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 # -- entry point ------------------------------------------------------------------------

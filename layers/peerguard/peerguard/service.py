@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from aws_lambda_powertools.utilities.idempotency import (
@@ -38,17 +38,14 @@ from peerguard.notify import (
     dispatch,
 )
 from peerguard.observability import MetricUnit, logger, metrics
-from peerguard.remediation import DynamoRecorder, RemediationConfig, remediate
+from peerguard.remediation import DynamoRecorder, Mode, RemediationConfig, remediate
+from peerguard.remediation.record import now
 from peerguard.runtime import Runtime
 from peerguard.state import FindingStore
 
 T = TypeVar("T")
 ROUTE_CHECKS = frozenset(c for c in REGISTRY if c.startswith("route."))
 IDEMPOTENCY_TTL = timedelta(hours=24)
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def check_context(rt: Runtime) -> CheckContext:
@@ -111,7 +108,7 @@ def fix(
         fix_dns=s.fix_dns,
         max_changes=s.max_changes,
     )
-    if config.default_mode.value == "notify" and not config.overrides:
+    if config.default_mode is Mode.NOTIFY and not config.overrides:
         return list(findings)
     recorder = DynamoRecorder(rt.clients, s.table_name) if s.table_name else None
     done = remediate(
@@ -124,15 +121,15 @@ def fix(
         recorder=recorder,
         trigger=trigger,
     )
-    counts = done.to_json()["counts"]
-    for status, n in counts.items():
+    report = done.to_json()
+    for status, n in report["counts"].items():
         metrics.add_metric(name=f"Remediation{status.capitalize()}", unit=MetricUnit.Count, value=n)
-    logger.info("remediation", extra={"remediation": done.to_json()})
+    logger.info("remediation", extra={"remediation": report})
     fixed = {o.finding.fingerprint for o in done.applied}
     return [f for f in findings if f.fingerprint not in fixed] + done.announcements()
 
 
-def record(result: AuditResult) -> None:
+def observe(result: AuditResult) -> None:
     """Log and count an audit's outcome."""
     for w in result.warnings:
         logger.warning(w)
@@ -146,7 +143,7 @@ def record(result: AuditResult) -> None:
 def sweep(rt: Runtime) -> dict[str, Any]:
     """Full audit of the home region (and peer regions), all checks."""
     result = audit(rt.clients, rt.regions, check_context(rt), catalogue.resolve(None))
-    record(result)
+    observe(result)
     findings = fix(rt, result, result.findings, trigger="sweep")
     summary = {**result.summary(), "notify": announce(rt, findings, Coverage.of_audit(result))}
     logger.info("sweep finished", extra={"summary": summary})
@@ -234,7 +231,7 @@ def handle_change(rt: Runtime, change: Change) -> dict[str, Any]:
         return {"status": "out-of-scope", "event_name": change.event_name}
     regions = [change.region, *(r for r in rt.regions if r != change.region)]
     result = audit(rt.clients, regions, check_context(rt), catalogue.resolve(None), scope=scope)
-    record(result)
+    observe(result)
     routes = [f for f in result.findings if f.check_id in ROUTE_CHECKS]
     others = [f for f in result.findings if f.check_id not in ROUTE_CHECKS]
     coverage = Coverage.of_audit(result, scope)
@@ -280,7 +277,7 @@ def confirm(rt: Runtime, body: dict[str, Any]) -> dict[str, Any]:
     scope = Scope(**{k: frozenset(v) for k, v in body["scope"].items()})
     checks = [REGISTRY[c] for c in sorted(ROUTE_CHECKS)]
     result = audit(rt.clients, body["regions"], check_context(rt), checks, scope=scope)
-    record(result)
+    observe(result)
     findings = fix(rt, result, result.findings, trigger=body["event_id"])
     return {
         "event_id": body["event_id"],
