@@ -42,6 +42,7 @@ from peerguard.model import ACTIVE, IGNORE_TAG, PENDING_ACCEPTANCE, PeeringConne
 from peerguard.notify import Coverage
 from peerguard.observability import MetricUnit, logger, metrics
 from peerguard.remediation import Call, ChangeRecord, DynamoRecorder, MemoryRecorder, Recorder
+from peerguard.remediation.apply import dry_run, error_of, failure_text
 from peerguard.remediation.record import now
 from peerguard.runtime import Runtime
 from peerguard.service import announce, ignored, once, parse_or_report
@@ -64,7 +65,6 @@ ALLOWLIST_INVALID = "acceptance.allowlist_invalid"
 STANDING = frozenset({REFUSED, FAILED, DRY_RUN, DEFERRED, ALLOWLIST_INVALID})
 
 ALREADY_DONE = {"CreateRoute": "RouteAlreadyExists"}
-DRY_RUN_OK = "DryRunOperation"
 # After an accept, a cross-account or cross-region peering is `provisioning` for a moment.
 ACTIVE_WAITS = (1.0, 2.0, 4.0)
 
@@ -222,7 +222,7 @@ def load_allowlist(rt: Runtime) -> Allowlist:
         resp = rt.clients.client("ssm").get_parameter(Name=name, WithDecryption=True)
         raw = str(resp["Parameter"]["Value"])
     except ClientError as e:
-        code, msg = _error(e)
+        code, msg = error_of(e)
         why = "missing permission ssm:GetParameter" if code in DENIED else msg
         return Allowlist(
             None, name, f"allowlist parameter {name} could not be read ({code}: {why})"
@@ -257,7 +257,7 @@ def list_pending(
                 for i in page.get("VpcPeeringConnections", [])
             ]
         except ClientError as e:
-            code, _ = _error(e)
+            code, _ = error_of(e)
             if code not in DENIED:
                 raise
             warnings.append(
@@ -324,7 +324,7 @@ class Step:
             "status": self.status,
             "region": self.region,
             "call": self.call.to_json(),
-            "cli": cli(self.call),
+            "cli": self.call.cli(),
             "undo": self.undo.to_json() if self.undo else None,
             "message": self.message,
             "error_code": self.error_code,
@@ -434,7 +434,7 @@ class Acceptor:
                 region, scope, self.rt.regions
             )
         except ClientError as e:
-            code, msg = _error(e)
+            code, msg = error_of(e)
             fresh = None
             logger.warning("could not re-read the route tables", extra={"error": f"{code}: {msg}"})
         if fresh is None or (region, "route_tables") in fresh.partial:
@@ -505,27 +505,8 @@ class Acceptor:
             )
 
     def _dry(self, pcx: PeeringConnection, call: Call, region: str, undo: Call | None) -> Step:
-        ec2 = self.rt.clients.client("ec2", region)
-        try:
-            getattr(ec2, call.method)(**call.parameters, DryRun=True)
-        except ClientError as e:
-            code, msg = _error(e)
-            if code == DRY_RUN_OK:
-                step = Step(pcx.pcx_id, call, region, "verified", f"would succeed: {call}", undo)
-            else:
-                step = Step(
-                    pcx.pcx_id, call, region, "failed", failure_text(call, code, msg), undo, code
-                )
-        else:  # real EC2 never succeeds with DryRun=True: the endpoint made the change
-            step = Step(
-                pcx.pcx_id,
-                call,
-                region,
-                "failed",
-                f"the endpoint ignored DryRun and made the change {call}; undo: {undo}",
-                undo,
-                "DryRunIgnored",
-            )
+        ok, message, code = dry_run(self.rt.clients.client("ec2", region), call, undo)
+        step = Step(pcx.pcx_id, call, region, "verified" if ok else "failed", message, undo, code)
         self.steps.append(step)
         return step
 
@@ -543,7 +524,7 @@ class Acceptor:
         try:
             getattr(ec2, call.method)(**call.parameters)
         except ClientError as e:
-            code, msg = _error(e)
+            code, msg = error_of(e)
             if code == ALREADY_DONE.get(call.operation):
                 status, message = "already done", f"already done ({code}): {call}"
             elif (
@@ -605,7 +586,7 @@ class Acceptor:
                 Filters=[{"Name": "vpc-peering-connection-id", "Values": [pcx_id]}]
             )["VpcPeeringConnections"]
         except ClientError as e:
-            code, msg = _error(e)
+            code, msg = error_of(e)
             return None, f"could not re-read {pcx_id} ({code}: {msg})"
         for item in items:
             if item.get("VpcPeeringConnectionId") == pcx_id:
@@ -637,16 +618,6 @@ def dns_call(pcx_id: str, allow: bool) -> Call:
             "AccepterPeeringConnectionOptions": {"AllowDnsResolutionFromRemoteVpc": allow},
         },
     )
-
-
-def cli(call: Call) -> str:
-    return Remediation(action=call.operation, parameters=dict(call.parameters)).cli()
-
-
-def failure_text(call: Call, code: str, msg: str) -> str:
-    if code in DENIED:
-        return f"not permitted: ec2:{call.operation} was denied ({code}){': ' + msg if msg else ''}"
-    return f"{call.operation} failed ({code}): {msg}"
 
 
 _CHECK_FOR = {
@@ -720,14 +691,14 @@ def change_finding(
     kind: str = "AWS::EC2::VPCPeeringConnection",
 ) -> Finding:
     """A change made: announced once (its key is unique), with the call that undoes it."""
-    undo = f" To undo: {cli(step.undo)}." if step.undo else ""
+    undo = f" To undo: {step.undo.cli()}." if step.undo else ""
     why = f" Why: {reason}." if reason else ""
     return _finding(
         check_id,
         Severity.MEDIUM if check_id == REJECTED else Severity.INFO,
         pcx,
         _TITLES[check_id],
-        f"{describe(pcx)}: PeerGuard made {cli(step.call)} ({step.message}).{why}{undo}",
+        f"{describe(pcx)}: PeerGuard made {step.call.cli()} ({step.message}).{why}{undo}",
         resource_id=resource_id,
         kind=kind,
         key=f"{step.call.key()}|{now().isoformat()}",
@@ -743,7 +714,7 @@ def failed_finding(pcx: PeeringConnection, step: Step, resource_id: str, kind: s
         "PeerGuard could not complete an acceptance change",
         f"{describe(pcx)}: {step.message}. Make the call by hand, or grant the permission "
         f"(the stack parameters AutoAcceptPeerings, AcceptEnablesDns and RejectUnlistedAfterHours "
-        f"deploy exactly these): {cli(step.call)}",
+        f"deploy exactly these): {step.call.cli()}",
         resource_id=resource_id,
         kind=kind,
         remediation=Remediation(
@@ -781,8 +752,8 @@ def deferred_finding(pcx: PeeringConnection, why: str) -> Finding:
 def dry_run_finding(
     pcx: PeeringConnection, v: Verdict, step: Step, follow: Iterable[Step]
 ) -> Finding:
-    lines = [f"{cli(step.call)} ({step.status}: {step.message})"]
-    lines += [f"{cli(s.call)} (after the acceptance)" for s in follow]
+    lines = [f"{step.call.cli()} ({step.status}: {step.message})"]
+    lines += [f"{s.call.cli()} (after the acceptance)" for s in follow]
     calls = "; ".join(f"{i}. {line}" for i, line in enumerate(lines, 1))
     severity = Severity.HIGH if step.status == "failed" else Severity.INFO
     return _finding(
@@ -823,8 +794,3 @@ def _changed(live: PeeringConnection | None) -> str:
     if live.ignored:
         return f"it is now tagged {IGNORE_TAG}=true"
     return f"it is no longer pending (status {live.status})"
-
-
-def _error(e: ClientError) -> tuple[str, str]:
-    err = e.response.get("Error", {})
-    return str(err.get("Code", "")), str(err.get("Message", ""))

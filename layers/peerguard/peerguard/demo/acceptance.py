@@ -11,7 +11,7 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 
-from peerguard.accepting import ACCEPTED, ROUTE_ADDED, AcceptanceRun, cli, run_acceptance
+from peerguard.accepting import ACCEPTED, ROUTE_ADDED, AcceptanceRun, run_acceptance
 from peerguard.aws.clients import Clients
 from peerguard.checks import Allowed
 from peerguard.demo.replay import quiet
@@ -101,8 +101,8 @@ def render_acceptance(demo: AcceptanceDemo, wrap: int = 100) -> list[str]:
         )
     lines += ["", "Changes made (recorded with their undo):"]
     for r in demo.records.records:
-        undo = cli(Call(r.undo["operation"], r.undo["parameters"])) if r.undo else "none"
-        made = cli(Call(r.call["operation"], r.call["parameters"]))
+        undo = Call(r.undo["operation"], r.undo["parameters"]).cli() if r.undo else "none"
+        made = Call(r.call["operation"], r.call["parameters"]).cli()
         lines += [f"  {made}", f"    -> {r.result}; undo: {undo}"]
     lines += ["", "Announced:"]
     lines += [finding_lines(f)[0] for f in demo.run.findings]  # the head line: one per finding

@@ -79,7 +79,7 @@ class Outcome:
             "region": a.region,
             "mode": a.mode.value,
             "call": a.call.to_json() if a.call else None,
-            "cli": _cli(a.call) if a.call else None,
+            "cli": a.call.cli() if a.call else None,
             "undo": a.undo.to_json() if a.undo else None,
             "message": self.message,
             "before": self.before,
@@ -114,13 +114,13 @@ class Outcome:
         """A change PeerGuard made, as an (info) finding: announced once, with its undo."""
         f = self.finding
         call, undo = self.action.call, self.action.undo
-        undo_text = f" To undo: {_cli(undo)}." if undo else ""
+        undo_text = f" To undo: {undo.cli()}." if undo else ""
         return f.model_copy(
             update={
                 "check_id": "remediation.applied",
                 "severity": Severity.INFO,
                 "title": "PeerGuard fixed this automatically",
-                "detail": f"PeerGuard made {_cli(call) if call else 'a change'} for "
+                "detail": f"PeerGuard made {call.cli() if call else 'a change'} for "
                 f"{f.check_id} on {f.resource_id} ({self.message}).{undo_text} "
                 f"The problem was: {f.detail}",
                 "remediation": None,
@@ -259,21 +259,10 @@ class Applier:
     # -- dry-run ---------------------------------------------------------------------
 
     def _dry_run(self, a: Action, call: Call) -> Outcome:
-        ec2 = self.clients.client("ec2", a.region)
-        try:
-            getattr(ec2, call.method)(**call.parameters, DryRun=True)
-        except ClientError as e:
-            code, msg = _error(e)
-            if code == DRY_RUN_OK:
-                return Outcome(Status.VERIFIED, a, f"would succeed: {call}", before=_d(a.before))
-            return Outcome(Status.FAILED, a, _failure_text(call, code, msg), error_code=code)
-        # Real EC2 never succeeds with DryRun=True; an emulator that ignores it made the change.
-        return Outcome(
-            Status.FAILED,
-            a,
-            f"the endpoint ignored DryRun and made the change {call}; undo: {a.undo}",
-            error_code="DryRunIgnored",
-        )
+        ok, message, code = dry_run(self.clients.client("ec2", a.region), call, a.undo)
+        if ok:
+            return Outcome(Status.VERIFIED, a, message, before=_d(a.before))
+        return Outcome(Status.FAILED, a, message, error_code=code)
 
     # -- fix -------------------------------------------------------------------------
 
@@ -299,11 +288,11 @@ class Applier:
         try:
             getattr(ec2, call.method)(**call.parameters)
         except ClientError as e:
-            code, msg = _error(e)
+            code, msg = error_of(e)
             if code in ALREADY_DONE.get(call.operation, ()):
                 message = f"already done ({code}): {call}"
             else:
-                status, message = Status.FAILED, _failure_text(call, code, msg)
+                status, message = Status.FAILED, failure_text(call, code, msg)
         after = None
         if code not in DENIED:
             after_snap, _ = self._reread(a)
@@ -322,7 +311,7 @@ class Applier:
         try:
             snap = self.reader.scoped(a.region, scope, self.regions or (a.region,))
         except ClientError as e:
-            code, msg = _error(e)
+            code, msg = error_of(e)
             return None, f"could not re-read the live state ({code}: {msg})"
         if snap.partial:
             return None, f"could not re-read the live state: {'; '.join(snap.warnings)}"
@@ -375,19 +364,32 @@ def _matches(call: Call, after: dict[str, Any] | None) -> bool:
     return True
 
 
-def _error(e: ClientError) -> tuple[str, str]:
+def dry_run(ec2: Any, call: Call, undo: Call | None) -> tuple[bool, str, str | None]:
+    """Make `call` with DryRun=True: (would it succeed, what to report, error code)."""
+    try:
+        getattr(ec2, call.method)(**call.parameters, DryRun=True)
+    except ClientError as e:
+        code, msg = error_of(e)
+        if code == DRY_RUN_OK:
+            return True, f"would succeed: {call}", None
+        return False, failure_text(call, code, msg), code
+    # Real EC2 never succeeds with DryRun=True; an emulator that ignores it made the change.
+    return (
+        False,
+        f"the endpoint ignored DryRun and made the change {call}; undo: {undo}",
+        ("DryRunIgnored"),
+    )
+
+
+def error_of(e: ClientError) -> tuple[str, str]:
     err = e.response.get("Error", {})
     return str(err.get("Code", "")), str(err.get("Message", ""))
 
 
-def _failure_text(call: Call, code: str, msg: str) -> str:
+def failure_text(call: Call, code: str, msg: str) -> str:
     if code in DENIED:
         return f"not permitted: ec2:{call.operation} was denied ({code}){': ' + msg if msg else ''}"
     return f"{call.operation} failed ({code}): {msg}"
-
-
-def _cli(call: Call) -> str:
-    return Remediation(action=call.operation, parameters=dict(call.parameters)).cli()
 
 
 def _d(value: Any) -> dict[str, Any] | None:

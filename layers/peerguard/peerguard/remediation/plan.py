@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 from peerguard.checks.routes import route_conflicts
-from peerguard.findings import Finding
+from peerguard.findings import Finding, Remediation
 from peerguard.model import ACTIVE, DEAD_STATES, RouteTable, Snapshot, overlaps, within
 
 ROUTE_MISSING = "route.missing_reciprocal"
@@ -95,6 +95,10 @@ class Call:
 
     def key(self) -> str:
         return json.dumps(self.to_json(), sort_keys=True)
+
+    def cli(self) -> str:
+        """The same call as an AWS CLI command line, for people to copy."""
+        return Remediation(action=self.operation, parameters=dict(self.parameters)).cli()
 
     def __str__(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.parameters.items())
