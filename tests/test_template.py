@@ -7,19 +7,13 @@ from typing import Any
 
 import pytest
 
-from peerguard import accepting
-from peerguard.aws.snapshot import READ_ACTIONS
-from peerguard.checks import REGISTRY
-from peerguard.remediation.plan import IAM_ACTIONS as REMEDIATION_ACTIONS
+from peerguard.aws.allowlist import IAM_ACTION as ALLOWLIST_READ
+from peerguard.aws.reader import READ_ACTIONS
+from peerguard.domain import catalogue
+from peerguard.domain.plans import acceptance, rails, remediation
 from tests.cfn import ROOT, functions, template
 
-MUTATING_EC2 = {
-    "ec2:CreateRoute",
-    "ec2:DeleteRoute",
-    "ec2:ModifyVpcPeeringConnectionOptions",
-    "ec2:AcceptVpcPeeringConnection",
-    "ec2:RejectVpcPeeringConnection",
-}
+MUTATING_EC2 = set(rails.IAM_ACTIONS)
 
 
 def statements(policies: list[Any]) -> list[tuple[str | None, dict[str, Any]]]:
@@ -42,7 +36,7 @@ def actions(stmt: dict[str, Any]) -> set[str]:
 @pytest.mark.parametrize("name", sorted(functions()))
 def test_every_function_reads_exactly_what_the_checks_and_reader_need(name: str) -> None:
     # Given the IAM actions each check declares and the calls the snapshot reader makes
-    declared = {a for c in REGISTRY.values() for a in c.iam_actions}
+    declared = {a for c in catalogue.checks().values() for a in c.iam_actions}
     assert declared <= set(READ_ACTIONS), "a check needs a call the reader never makes"
     # When we read the function's unconditional EC2 grants
     grants = [s for cond, s in statements(functions()[name]["Properties"]["Policies"]) if not cond]
@@ -69,9 +63,9 @@ def test_mutating_permissions_exist_only_under_a_condition(name: str) -> None:
 @pytest.mark.parametrize(
     ("name", "makes"),
     [
-        ("ChangeAuditorFunction", REMEDIATION_ACTIONS),
-        ("SweepFunction", REMEDIATION_ACTIONS),
-        ("AcceptanceFunction", accepting.IAM_ACTIONS),
+        ("ChangeAuditorFunction", remediation.IAM_ACTIONS),
+        ("SweepFunction", remediation.IAM_ACTIONS),
+        ("AcceptanceFunction", acceptance.IAM_ACTIONS),
     ],
 )
 def test_conditional_grants_are_exactly_the_changes_the_code_makes(
@@ -85,6 +79,25 @@ def test_conditional_grants_are_exactly_the_changes_the_code_makes(
         if a.startswith("ec2:")
     }
     assert granted == set(makes)
+
+
+def test_every_change_the_planners_make_has_a_rail() -> None:
+    assert set(remediation.IAM_ACTIONS) | set(acceptance.IAM_ACTIONS) == set(rails.IAM_ACTIONS)
+
+
+@pytest.mark.parametrize("name", sorted(functions()))
+def test_every_function_reads_the_allowlist_parameter_it_judges_against(name: str) -> None:
+    # Every function judges peerings against the allowlist, so each reads the SSM parameter,
+    # only that parameter, and only when one is configured.
+    grants = [
+        (cond, s)
+        for cond, s in statements(functions()[name]["Properties"]["Policies"])
+        if ALLOWLIST_READ in actions(s)
+    ]
+    assert [cond for cond, _ in grants] == ["HasAllowlistParameter"]
+    ((_, stmt),) = grants
+    assert actions(stmt) == {ALLOWLIST_READ}
+    assert "parameter${AllowlistParameterName}" in stmt["Resource"]["Fn::Sub"]
 
 
 def test_route_repairs_are_denied_on_resources_tagged_to_be_ignored() -> None:

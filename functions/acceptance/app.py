@@ -6,12 +6,13 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from peerguard.accepting import on_acceptance
 from peerguard.observability import logger, metrics
-from peerguard.runtime import runtime
+from peerguard.settings import AcceptanceSettings
+from peerguard.usecases.acceptance import on_acceptance
+from peerguard.usecases.pipeline import runtime
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return on_acceptance(runtime(), event, context)
+    return on_acceptance(runtime(AcceptanceSettings), event, context)

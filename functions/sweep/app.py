@@ -7,11 +7,12 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from peerguard.observability import logger, metrics
-from peerguard.runtime import runtime
-from peerguard.service import sweep
+from peerguard.settings import SweepSettings
+from peerguard.usecases.pipeline import runtime
+from peerguard.usecases.sweep import on_schedule
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return sweep(runtime())
+    return on_schedule(runtime(SweepSettings), event)

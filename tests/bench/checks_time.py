@@ -19,8 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from peerguard.checks import REGISTRY, CheckContext, run_checks
-from peerguard.model import Snapshot
+from peerguard.domain.checks import REGISTRY, CheckContext, run_checks
+from peerguard.domain.model import Snapshot
 from tests.bench.ring import cidr
 from tests.unit.netbuilder import Net
 

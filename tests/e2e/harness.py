@@ -25,8 +25,7 @@ import moto.sqs.models
 from moto.events.models import EventPattern
 
 from peerguard.demo.replay import from_sample
-from peerguard.runtime import runtime
-from peerguard.settings import settings
+from peerguard.usecases.pipeline import reset_runtimes
 from tests.cfn import ROOT, functions, template
 
 REGION = "us-east-1"
@@ -95,6 +94,7 @@ class Stack:
                     AttributeDefinitions=props["AttributeDefinitions"],
                     KeySchema=props["KeySchema"],
                     BillingMode=props["BillingMode"],
+                    GlobalSecondaryIndexes=props.get("GlobalSecondaryIndexes", []),
                 )
                 ttl = props["TimeToLiveSpecification"]
                 ddb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
@@ -225,8 +225,7 @@ class Stack:
         env = {**self.environment(function), "AWS_LAMBDA_FUNCTION_NAME": function}
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
-        runtime.cache_clear()
-        settings.cache_clear()
+        reset_runtimes()
         try:
             return self.handler(function)(event, LambdaContext(function))
         finally:
@@ -235,8 +234,7 @@ class Stack:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
-            runtime.cache_clear()
-            settings.cache_clear()
+            reset_runtimes()
 
     def deliver(self, event: dict[str, Any]) -> dict[str, Any]:
         """EventBridge: invoke every function whose rule matches; their results by name."""

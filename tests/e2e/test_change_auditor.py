@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
-from peerguard.state import key_of
+from peerguard.state.findings import key_of
 from tests.cfn import TEMPLATE
 from tests.e2e.conftest import Pair, World, emf_metrics
 from tests.e2e.harness import REGION, sample, sqs_clock_ahead

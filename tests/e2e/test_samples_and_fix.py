@@ -73,7 +73,7 @@ def test_fix_mode_deletes_a_blackhole_route_records_it_and_announces_it(
     changes = [i for i in items if i["pk"]["S"].startswith("change#")]
     assert len(changes) == 2
     assert {c["trigger"]["S"] for c in changes} == {event["detail"]["eventID"]}
-    assert {c["call"]["M"]["operation"]["S"] for c in changes} == {"DeleteRoute"}
+    assert {c["call"]["M"]["action"]["S"] for c in changes} == {"DeleteRoute"}
     assert {c["result"]["S"] for c in changes} == {"applied"}
     # and announced as changes made, not as open findings
     applied = [m for m in world.sns() if m["body"]["check_id"] == "remediation.applied"]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from peerguard.audit import AuditResult, audit
 from peerguard.aws.clients import Clients
-from peerguard.aws.snapshot import Scope
-from peerguard.checks import CheckContext, resolve
+from peerguard.aws.reader import Scope
+from peerguard.domain.checks import CheckContext, resolve
+from peerguard.usecases.pipeline import AuditResult, audit
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Any
 import boto3
 
 from peerguard.aws.clients import Clients
-from peerguard.aws.snapshot import Scope
+from peerguard.aws.reader import Scope
 from tests.integration import awsnet
 from tests.integration.awsnet import peered_pair, route_findings, run_audit
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from peerguard.audit import AuditResult
 from peerguard.demo import Emulator, Outcome, run_demo, run_scenarios
+from peerguard.usecases.pipeline import AuditResult
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,9 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from peerguard.domain.coverage import Coverage
+from peerguard.domain.dedup import Notification, Status
 from peerguard.notify import (
-    Coverage,
     DeadLetter,
     Failure,
     SecurityHubNotifier,
@@ -21,10 +22,9 @@ from peerguard.notify import (
     SnsNotifier,
     dispatch,
 )
-from peerguard.notify.core import Notification, Status
 from peerguard.notify.securityhub import render
 from peerguard.notify.slack import SlackError
-from peerguard.state import FindingStore
+from peerguard.state.findings import FindingStore
 from tests.fakes import FakeSlack, fake_slack_server
 from tests.integration.test_state_store import TABLE, make_table
 from tests.unit.test_notify_dedup import ACCOUNT, NOW, REGION, finding
@@ -321,7 +321,7 @@ def test_a_scoped_audit_does_not_resolve_what_it_did_not_look_at(world) -> None:
         [], scoped, NOW + timedelta(hours=1), world["store"], [world["sns"]], world["dead_letter"]
     )
     assert summary.decisions["resolved"] == 1
-    open_now = [s.resource_id for s in world["store"].open_states(ACCOUNT, [REGION])]
+    open_now = [s.resource_id for s in world["store"].open_states(COVER)]
     assert open_now == ["rtb-2"]
 
 

@@ -16,18 +16,15 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from peerguard.audit import AuditResult, audit
 from peerguard.aws.clients import Clients
-from peerguard.checks import CheckContext, resolve
-from peerguard.model import IGNORE_TAG
-from peerguard.remediation import (
-    MemoryRecorder,
-    Mode,
-    RemediationConfig,
-    Status,
-    plan_all,
-    remediate,
-)
+from peerguard.aws.executor import Executor
+from peerguard.domain.checks import CheckContext, resolve
+from peerguard.domain.findings import Finding
+from peerguard.domain.model import IGNORE_TAG, Snapshot
+from peerguard.domain.plans.actions import Mode, Report, Status, announcement
+from peerguard.domain.plans.remediation import RemediationConfig, plan_all
+from peerguard.state.changes import MemoryRecorder, Recorder, to_item
+from peerguard.usecases.pipeline import AuditResult, audit
 
 REGION = "us-east-1"
 FIXABLE_ROUTES = {"route.missing_reciprocal", "route.blackhole"}
@@ -104,6 +101,28 @@ def routes_by_table(ec2: Any) -> dict[str, set[tuple[str, str]]]:
     return out
 
 
+def remediate(
+    clients: Clients,
+    findings: list[Finding],
+    snapshot: Snapshot,
+    config: RemediationConfig,
+    *,
+    regions: list[str] | None = None,
+    recorder: Recorder | None = None,
+    trigger: str = "cli",
+) -> Report:
+    """Plan every finding, and carry the plans out through the one executor."""
+    executor = Executor(
+        clients,
+        max_changes=config.max_changes,
+        regions=regions or [REGION],
+        recorder=recorder,
+        trigger=trigger,
+    )
+    outcomes = executor.run_each(plan_all(findings, snapshot, config, CheckContext()))
+    return executor.report(outcomes, config.default_mode)
+
+
 def run_audit(clients: Clients) -> AuditResult:
     return audit(clients, [REGION], CheckContext(), resolve(None))
 
@@ -112,9 +131,9 @@ def fixable_route_findings(result: AuditResult) -> list[str]:
     """Route findings PeerGuard would fix automatically on this state."""
     cfg = RemediationConfig(default_mode=Mode.FIX)
     return sorted(
-        a.finding.check_id
-        for a in plan_all(result.findings, result.snapshot, cfg)
-        if a.automatic and a.finding.check_id in FIXABLE_ROUTES
+        a.subject.check_id
+        for a in plan_all(result.findings, result.snapshot, cfg, CheckContext())
+        if a.automatic and a.subject.check_id in FIXABLE_ROUTES
     )
 
 
@@ -206,14 +225,12 @@ def test_fix_records_every_change_with_before_after_and_undo(ec2: Any, clients: 
     remediate(clients, result.findings, result.snapshot, cfg, recorder=recorder, trigger="evt-1")
 
     assert len(recorder.records) == 4
-    by_op = {
-        (r.call["operation"], r.call["parameters"]["RouteTableId"]): r for r in recorder.records
-    }
+    by_op = {(r.call["action"], r.call["parameters"]["RouteTableId"]): r for r in recorder.records}
     create = by_op[("CreateRoute", t.rt["b2"])]
     assert create.before == {"route": None}
     assert create.after is not None and create.after["route"]["target"] == t.pcx["b"]
     assert create.undo == {
-        "operation": "DeleteRoute",
+        "action": "DeleteRoute",
         "parameters": {"RouteTableId": t.rt["b2"], "DestinationCidrBlock": "10.0.0.0/16"},
     }
     delete = by_op[("DeleteRoute", t.rt["a1"])]
@@ -225,7 +242,7 @@ def test_fix_records_every_change_with_before_after_and_undo(ec2: Any, clients: 
     )
     assert {r.trigger for r in recorder.records} == {"evt-1"}
     assert {r.result for r in recorder.records} == {"applied"}
-    assert all(r.pk.startswith("change#") for r in recorder.records)
+    assert all(to_item(r)["pk"].startswith("change#") for r in recorder.records)
 
 
 def test_change_cap_leaves_the_rest_pending(ec2: Any, clients: Clients) -> None:
@@ -413,14 +430,16 @@ def test_access_denied_on_create_route_is_a_failed_result_not_a_crash(
     denied = outcome.failed[0]
     assert denied.error_code == "UnauthorizedOperation"
     assert "not permitted: ec2:CreateRoute was denied (UnauthorizedOperation)" in denied.message
-    [as_finding] = [
-        f for f in outcome.failure_findings() if f.resource_id == denied.finding.resource_id
-    ]
+    as_finding = announcement(denied)
+    assert as_finding is not None and as_finding.resource_id == denied.finding.resource_id
     assert as_finding.check_id == "remediation.failed"
     assert as_finding.fingerprint != denied.finding.fingerprint
     assert as_finding.remediation is not None and not as_finding.remediation.automatic
-    payloads = [n for n in outcome.notifications() if n["status"] == "failed"]
-    assert len(payloads) == 2 and payloads[0]["finding"]["check_id"] == "remediation.failed"
+    announced = outcome.announcements()
+    assert (
+        sorted(f.check_id for f in announced)
+        == ["remediation.applied"] * 2 + ["remediation.failed"] * 2
+    )
     assert {r.result for r in recorder.records} == {"applied", "failed: UnauthorizedOperation"}
     after = routes_by_table(ec2)
     assert after[t.rt["b2"]] == before[t.rt["b2"]] and after[t.rt["c"]] == before[t.rt["c"]]
@@ -453,9 +472,12 @@ def test_dry_run_reports_the_exact_calls_and_changes_nothing(
     expected = sorted(
         a.call.key()
         for a in plan_all(
-            result.findings, result.snapshot, RemediationConfig(default_mode=Mode.DRY_RUN)
+            result.findings,
+            result.snapshot,
+            RemediationConfig(default_mode=Mode.DRY_RUN),
+            CheckContext(),
         )
-        if a.automatic and a.call
+        if a.automatic
     )
 
     outcome = remediate(
@@ -465,9 +487,9 @@ def test_dry_run_reports_the_exact_calls_and_changes_nothing(
     assert routes_by_table(ec2) == before
     assert len(outcome.verified) == 4 and not outcome.applied and not outcome.failed
     assert sorted(o.action.call.key() for o in outcome.verified if o.action.call) == expected
-    reported = outcome.to_json()["verified"]
+    reported = [o for o in outcome.to_json()["outcomes"] if o["status"] == "verified"]
     assert {
-        "operation": "CreateRoute",
+        "action": "CreateRoute",
         "parameters": {
             "RouteTableId": t.rt["c"],
             "DestinationCidrBlock": "10.0.0.0/16",
@@ -517,7 +539,7 @@ def test_moto_ignoring_dry_run_is_detected_and_reported(
         pytest.skip("this moto honours DryRun: the emulator gap is closed")
     [flagged] = outcome.failed
     assert flagged.error_code == "DryRunIgnored"
-    assert "ignored DryRun" in flagged.message and "undo: DeleteRoute" in flagged.message
+    assert "ignored DryRun" in flagged.message and "undo: aws ec2 delete-route" in flagged.message
 
 
 # -- other modes -----------------------------------------------------------------------------
@@ -564,8 +586,16 @@ def test_result_json_lists_every_bucket(ec2: Any, clients: Clients) -> None:
     outcome = fix(clients, result, max_changes=2)
     body = outcome.to_json()
     assert body["counts"]["applied"] == 2 and body["counts"]["pending"] == 2
-    assert set(body) >= {"applied", "verified", "skipped", "pending", "failed", "proposed"}
-    assert body["applied"][0]["cli"].startswith("aws ec2 ")
+    assert set(body["counts"]) == {
+        "applied",
+        "verified",
+        "skipped",
+        "pending",
+        "failed",
+        "proposed",
+    }
+    applied = [o for o in body["outcomes"] if o["status"] == "applied"]
+    assert len(applied) == 2 and applied[0]["cli"].startswith("aws ec2 ")
 
 
 def test_a_lost_change_record_is_reported_and_the_run_goes_on(ec2: Any, clients: Clients) -> None:

@@ -81,8 +81,8 @@ def test_dry_run_prints_the_calls_and_changes_nothing(
     assert routes_by_table(ec2) == before
     assert "4 verified" in out
     assert (
-        f"CreateRoute(RouteTableId={t.rt['b2']}, DestinationCidrBlock=10.0.0.0/16, "
-        f"VpcPeeringConnectionId={t.pcx['b']})" in out
+        f"aws ec2 create-route --route-table-id {t.rt['b2']} --destination-cidr-block "
+        f"10.0.0.0/16 --vpc-peering-connection-id {t.pcx['b']}" in out
     )
     assert code == cli.EXIT_FINDINGS  # dry-run fixes nothing
 
@@ -123,6 +123,7 @@ def test_denied_fix_is_reported_not_a_crash(
     body = json.loads(out)
     rem = body["remediation"]
     assert rem["counts"]["failed"] == 2 and rem["counts"]["applied"] == 2
-    assert all("ec2:DeleteRoute was denied" in f["message"] for f in rem["failed"])
+    failed = [o for o in rem["outcomes"] if o["status"] == "failed"]
+    assert failed and all("ec2:DeleteRoute was denied" in o["message"] for o in failed)
     assert [f["check_id"] for f in body["findings"]].count("route.blackhole") == 2
     assert code == cli.EXIT_FINDINGS  # the blackholes (medium) are still there

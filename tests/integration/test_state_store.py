@@ -1,4 +1,5 @@
-"""The finding state store against DynamoDB in moto: claims, records, expiry, resolve scan."""
+"""The finding state store against DynamoDB in moto: claims, records, expiry, and the
+open-findings index that finds what to resolve without a Scan."""
 
 from __future__ import annotations
 
@@ -7,21 +8,34 @@ from datetime import timedelta
 import boto3
 import pytest
 
-from peerguard.state import OPEN, RESOLVED, FindingStore
+from peerguard.domain.coverage import Coverage
+from peerguard.domain.dedup import OPEN, RESOLVED
+from peerguard.state.findings import FindingStore
+from tests.cfn import template
 from tests.unit.test_notify_dedup import ACCOUNT, NOW, REGION, finding
 
 TABLE = "peerguard-state"
+CHECKS = frozenset({"route.missing_reciprocal"})
 
 
 def make_table(dynamodb) -> None:  # type: ignore[no-untyped-def]
+    """The state table exactly as template.yaml declares it (keys and indexes)."""
+    props = template()["Resources"]["StateTable"]["Properties"]
     dynamodb.create_table(
         TableName=TABLE,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
+        KeySchema=props["KeySchema"],
+        AttributeDefinitions=props["AttributeDefinitions"],
+        GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"],
+        BillingMode=props["BillingMode"],
     )
     dynamodb.update_time_to_live(
-        TableName=TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"}
+        TableName=TABLE, TimeToLiveSpecification=props["TimeToLiveSpecification"]
+    )
+
+
+def covering(account: str = ACCOUNT, resources: set[str] | None = None) -> Coverage:
+    return Coverage(
+        account, frozenset({REGION}), CHECKS, frozenset(resources) if resources else None
     )
 
 
@@ -92,9 +106,34 @@ def test_open_states_lists_open_findings_of_the_account_and_regions(
         store.record(f, status, store.claim(f, None, NOW) or 0, NOW)
     # an idempotency record sharing the table is not a finding
     dynamodb.put_item(TableName=TABLE, Item={"pk": {"S": "idem#abc"}, "status": {"S": OPEN}})
-    found = list(store.open_states(ACCOUNT, [REGION]))
+    found = list(store.open_states(covering()))
     assert [s.resource_id for s in found] == ["rtb-1"]
-    assert list(store.open_states("999999999999", [REGION])) == []
+    assert list(store.open_states(covering("999999999999"))) == []
+    # A scoped audit asks for its own resources only.
+    assert [s.resource_id for s in store.open_states(covering(resources={"rtb-1"}))] == ["rtb-1"]
+    assert list(store.open_states(covering(resources={"rtb-2", "rtb-9"}))) == []
+    assert store.consumed > 0  # the queries report their cost
+
+
+def test_a_resolved_finding_leaves_the_open_index(store: FindingStore) -> None:
+    f = finding("rtb-1")
+    store.record(f, OPEN, store.claim(f, None, NOW) or 0, NOW)
+    assert [s.resource_id for s in store.open_states(covering())] == ["rtb-1"]
+    previous = store.get_many([f.fingerprint])[f.fingerprint]
+    store.record(f, RESOLVED, store.claim(f, previous, NOW) or 0, NOW)
+    assert list(store.open_states(covering())) == []
+
+
+def test_a_big_scope_asks_for_the_region_once(store: FindingStore) -> None:
+    for i in range(3):
+        f = finding(f"rtb-{i}")
+        store.record(f, OPEN, store.claim(f, None, NOW) or 0, NOW)
+    many = {f"rtb-{i}" for i in range(40)}  # more than the per-resource queries
+    assert sorted(s.resource_id for s in store.open_states(covering(resources=many))) == [
+        "rtb-0",
+        "rtb-1",
+        "rtb-2",
+    ]
 
 
 def test_get_many_reads_more_than_one_batch(store: FindingStore) -> None:

@@ -18,9 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from peerguard.checks import REGISTRY, CheckContext
-from peerguard.findings import Finding
-from peerguard.model import (
+from peerguard.domain.allowlist import Allowed, Allowlist
+from peerguard.domain.catalogue import entry
+from peerguard.domain.checks import CheckContext
+from peerguard.domain.findings import Finding
+from peerguard.domain.model import (
     PeeringConnection,
     PeeringSide,
     Route,
@@ -233,7 +235,18 @@ def _side(v: _Vpc, dns: bool | None) -> PeeringSide:
 
 def run(check_id: str, snap: Snapshot, ctx: CheckContext | None = None) -> list[Finding]:
     """The findings of one registered check."""
-    return REGISTRY[check_id].run(snap, ctx or CheckContext())
+    return entry(check_id).run(snap, ctx or CheckContext())
+
+
+def allowed(account_id: str, **narrowing: object) -> Allowed:
+    """An allowlist entry with the builder's readable ids (not validated as real ids are)."""
+    fields = {"regions": frozenset(), "vpc_ids": frozenset(), "cidrs": (), **narrowing}
+    return Allowed.model_construct(account_id=account_id, **fields)
+
+
+def allowing(*entries: Allowed, **ctx: object) -> CheckContext:
+    """A check context whose allowlist is exactly `entries` (none: an empty allowlist)."""
+    return CheckContext(allowlist=Allowlist(tuple(entries)), **ctx)  # type: ignore[arg-type]
 
 
 def in_hours(snap_now: datetime, hours: float) -> datetime:

@@ -6,11 +6,21 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from peerguard.acceptance import PlannedRoute, Verdict, decide, pending_for_us, return_routes
-from peerguard.accepting import ACCEPTED, Step, change_finding, failed_finding, home_only
-from peerguard.checks import Allowed, CheckContext
-from peerguard.model import PeeringConnection, PeeringSide, Route, RouteTable, Snapshot, Vpc
-from peerguard.remediation import Call
+from peerguard.domain.allowlist import Allowed
+from peerguard.domain.checks import CheckContext
+from peerguard.domain.findings import Call
+from peerguard.domain.model import PeeringConnection, PeeringSide, Route, RouteTable, Snapshot, Vpc
+from peerguard.domain.plans.acceptance import (
+    Policy,
+    Verdict,
+    decide,
+    pending_for_us,
+    plan_request,
+    return_routes,
+)
+from peerguard.domain.plans.actions import Mode, Outcome, Status, announcement
+from peerguard.usecases.acceptance import home_only
+from tests.unit.netbuilder import allowed, allowing
 
 US, THEM = "111111111111", "222222222222"
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -43,7 +53,7 @@ def snapshot(*peerings: PeeringConnection, tables: tuple[RouteTable, ...] = ()) 
 
 OURS = side(US, "vpc-ours", "10.0.0.0/16")
 REQUEST = pcx("pcx-req", side(THEM, "vpc-theirs", "10.9.0.0/16"), OURS)
-ALLOW = CheckContext(allowlist=(Allowed(THEM),))
+ALLOW = allowing(allowed(THEM))
 
 
 def test_an_allowlisted_request_without_overlap_is_accepted_in_the_accepter_region() -> None:
@@ -52,13 +62,13 @@ def test_an_allowlisted_request_without_overlap_is_accepted_in_the_accepter_regi
 
 
 def test_a_request_from_an_unknown_account_is_alerted_not_accepted() -> None:
-    v = decide(snapshot(REQUEST), REQUEST, CheckContext(allowlist=(Allowed("333333333333"),)))
+    v = decide(snapshot(REQUEST), REQUEST, allowing(allowed("333333333333")))
     assert v.action == "alert" and THEM in v.reason
 
 
 def test_an_unknown_request_is_rejected_only_after_the_configured_delay() -> None:
     old = pcx("pcx-old", REQUEST.requester, OURS, age_h=50)
-    ctx = CheckContext(allowlist=())
+    ctx = allowing()
     assert decide(snapshot(old), old, ctx, reject_unlisted_after=timedelta(hours=48)).action == (
         "reject"
     )
@@ -83,14 +93,14 @@ def test_overlap_with_an_existing_peer_of_this_vpc_is_refused() -> None:
 @pytest.mark.parametrize(
     ("entry", "action"),
     [
-        (Allowed(THEM, regions=frozenset({"eu-west-1"})), "alert"),
-        (Allowed(THEM, vpc_ids=frozenset({"vpc-else"})), "alert"),
-        (Allowed(THEM, cidrs=("10.8.0.0/14",)), "accept"),
-        (Allowed(THEM, cidrs=("10.8.0.0/16",)), "refuse"),
+        (allowed(THEM, regions=frozenset({"eu-west-1"})), "alert"),
+        (allowed(THEM, vpc_ids=frozenset({"vpc-else"})), "alert"),
+        (allowed(THEM, cidrs=("10.8.0.0/14",)), "accept"),
+        (allowed(THEM, cidrs=("10.8.0.0/16",)), "refuse"),
     ],
 )
 def test_allowlist_entries_narrow_by_region_vpc_and_cidr(entry: Allowed, action: str) -> None:
-    v = decide(snapshot(REQUEST), REQUEST, CheckContext(allowlist=(entry,)))
+    v = decide(snapshot(REQUEST), REQUEST, allowing(entry))
     assert v.action == action, v.reason
 
 
@@ -99,7 +109,7 @@ def test_a_full_peering_quota_refuses() -> None:
         pcx(f"pcx-{i}", side(US, f"vpc-{i}", f"172.16.{i}.0/24"), OURS, status="active")
         for i in range(3)
     ]
-    ctx = CheckContext(allowlist=(Allowed(THEM),), peering_quota=3)
+    ctx = allowing(allowed(THEM), peering_quota=3)
     v = decide(snapshot(*peers, REQUEST), REQUEST, ctx)
     assert v.action == "refuse" and "quota 3" in v.reason
 
@@ -122,7 +132,7 @@ def test_return_routes_go_only_to_tagged_tables_without_conflicts() -> None:
         routes=(Route(destination="10.9.0.0/24", target="tgw-1"),),
     )
     routes = return_routes(snapshot(REQUEST, tables=(tagged, untagged, busy)), REQUEST)
-    assert routes == [PlannedRoute("rtb-tagged", "10.9.0.0/16", "pcx-req")]
+    assert [r.action for r in routes] == ["CreateRoute"]
     assert routes[0].parameters == {
         "RouteTableId": "rtb-tagged",
         "DestinationCidrBlock": "10.9.0.0/16",
@@ -153,18 +163,48 @@ def test_requests_waiting_in_a_peer_region_are_left_to_that_regions_stack() -> N
     assert home_only(refused, "us-east-1") == refused
 
 
+def test_an_accept_is_a_group_accept_then_routes_then_dns_each_rechecked_live() -> None:
+    tagged = RouteTable(
+        route_table_id="rtb-tagged", vpc_id="vpc-ours", tags={"peerguard:peer-routes": "true"}
+    )
+    snap = snapshot(REQUEST, tables=(tagged,))
+    policy = Policy(Mode.FIX, auto_accept=True, accept_dns=True)
+    verdict = decide(snap, REQUEST, ALLOW)
+    group = plan_request(snap, REQUEST, verdict, policy, ALLOW)
+    assert [a.call.action for a in group] == [
+        "AcceptVpcPeeringConnection",
+        "CreateRoute",
+        "ModifyVpcPeeringConnectionOptions",
+    ]
+    accept, route, dns = group
+    assert accept.undo == Call("DeleteVpcPeeringConnection", {"VpcPeeringConnectionId": "pcx-req"})
+    assert accept.recheck(snap).go
+    # Re-read right before the call: accepted meanwhile, or now off the allowlist.
+    active = REQUEST.model_copy(update={"status": "active"})
+    assert "no longer pending" in accept.recheck(snapshot(active)).reason
+    # The route and the DNS option wait for the peering to become active.
+    assert route.recheck(snap).wait and dns.recheck(snap).wait
+    assert route.recheck(snapshot(active, tables=(tagged,))).go
+    # Without auto-accept there is nothing to do.
+    assert plan_request(snap, REQUEST, verdict, Policy(Mode.FIX), ALLOW) == []
+
+
 def test_a_change_is_announced_once_and_a_failure_keeps_its_identity() -> None:
-    call = Call("AcceptVpcPeeringConnection", {"VpcPeeringConnectionId": "pcx-req"})
-    undo = Call("DeleteVpcPeeringConnection", {"VpcPeeringConnectionId": "pcx-req"})
-    done = Step("pcx-req", call, "us-east-1", "applied", "applied", undo)
-    first = change_finding(ACCEPTED, REQUEST, done, "allowlisted")
-    again = change_finding(ACCEPTED, REQUEST, done, "allowlisted")
+    snap = snapshot(REQUEST)
+    policy = Policy(Mode.FIX, auto_accept=True, accept_routes=False)
+    [accept] = plan_request(snap, REQUEST, decide(snap, REQUEST, ALLOW), policy, ALLOW)
+    t1, t2 = NOW, NOW + timedelta(hours=1)
+    first = announcement(Outcome(Status.APPLIED, accept, "applied", t1))
+    again = announcement(Outcome(Status.APPLIED, accept, "applied", t2))
+    assert first is not None and again is not None
+    assert first.check_id == "acceptance.accepted"
     assert first.fingerprint != again.fingerprint  # the same change made twice is news twice
     assert "aws ec2 delete-vpc-peering-connection --vpc-peering-connection-id pcx-req" in (
         first.detail
     )
-    denied = Step("pcx-req", call, "us-east-1", "failed", "not permitted", None, "AccessDenied")
-    f1 = failed_finding(REQUEST, denied, "pcx-req", "AWS::EC2::VPCPeeringConnection")
-    f2 = failed_finding(REQUEST, denied, "pcx-req", "AWS::EC2::VPCPeeringConnection")
+    denied = Outcome(Status.FAILED, accept, "not permitted", t1, error_code="AccessDenied")
+    f1, f2 = announcement(denied), announcement(denied.__class__(**{**denied.__dict__, "at": t2}))
+    assert f1 is not None and f2 is not None
     assert f1.fingerprint == f2.fingerprint and f1.severity.value == "high"
+    assert f1.check_id == "acceptance.failed"
     assert f1.remediation is not None and f1.remediation.action == "AcceptVpcPeeringConnection"

@@ -6,9 +6,21 @@ from datetime import timedelta
 
 import pytest
 
-from peerguard.checks import REGISTRY, Allowed, CheckContext, resolve, run_checks
-from peerguard.findings import Severity
-from tests.unit.netbuilder import ACCOUNT, OTHER_ACCOUNT, OTHER_REGION, REGION, Net, in_hours, run
+from peerguard.domain import catalogue
+from peerguard.domain.allowlist import Allowed
+from peerguard.domain.checks import CheckContext, resolve, run_checks
+from peerguard.domain.findings import Severity
+from tests.unit.netbuilder import (
+    ACCOUNT,
+    OTHER_ACCOUNT,
+    OTHER_REGION,
+    REGION,
+    Net,
+    allowed,
+    allowing,
+    in_hours,
+    run,
+)
 
 EXPECTED_IDS = {
     "peering.pending_acceptance",
@@ -27,8 +39,9 @@ EXPECTED_IDS = {
 
 
 def test_catalogue_registers_every_documented_check_with_iam_actions() -> None:
-    assert set(REGISTRY) >= EXPECTED_IDS
-    for c in REGISTRY.values():
+    checks = catalogue.checks()
+    assert set(checks) >= EXPECTED_IDS
+    for c in checks.values():
         assert c.iam_actions and all(a.startswith("ec2:") for a in c.iam_actions), c.id
 
 
@@ -94,12 +107,12 @@ def test_only_pending_requests_wait_for_acceptance(status: str) -> None:
 
 def test_no_allowlist_configured_means_no_finding() -> None:
     snap = cross_account_request(72, status="active").snapshot()
-    assert run("peering.not_allowlisted", snap, CheckContext(allowlist=None)) == []
+    assert run("peering.not_allowlisted", snap, CheckContext()) == []
 
 
 def test_peer_account_off_the_allowlist_is_high() -> None:
     snap = cross_account_request(72, status="active").snapshot()
-    ctx = CheckContext(allowlist=(Allowed("333333333333"),))
+    ctx = allowing(allowed("333333333333"))
 
     [f] = run("peering.not_allowlisted", snap, ctx)
 
@@ -111,43 +124,40 @@ def test_peer_account_off_the_allowlist_is_high() -> None:
 
 def test_pending_request_off_the_allowlist_proposes_reject() -> None:
     snap = cross_account_request(72).snapshot()
-    [f] = run("peering.not_allowlisted", snap, CheckContext(allowlist=()))
+    [f] = run("peering.not_allowlisted", snap, allowing())
     assert f.remediation is not None and f.remediation.action == "RejectVpcPeeringConnection"
 
 
 def test_allowlisted_account_passes() -> None:
     snap = cross_account_request(72, status="active").snapshot()
-    assert (
-        run("peering.not_allowlisted", snap, CheckContext(allowlist=(Allowed(OTHER_ACCOUNT),)))
-        == []
-    )
+    assert run("peering.not_allowlisted", snap, allowing(allowed(OTHER_ACCOUNT))) == []
 
 
 @pytest.mark.parametrize(
     ("entry", "flagged"),
     [
-        (Allowed(OTHER_ACCOUNT, regions=frozenset({REGION})), False),
-        (Allowed(OTHER_ACCOUNT, regions=frozenset({OTHER_REGION})), True),
-        (Allowed(OTHER_ACCOUNT, vpc_ids=frozenset({"vpc-theirs"})), False),
-        (Allowed(OTHER_ACCOUNT, vpc_ids=frozenset({"vpc-someone-else"})), True),
+        (allowed(OTHER_ACCOUNT, regions=frozenset({REGION})), False),
+        (allowed(OTHER_ACCOUNT, regions=frozenset({OTHER_REGION})), True),
+        (allowed(OTHER_ACCOUNT, vpc_ids=frozenset({"vpc-theirs"})), False),
+        (allowed(OTHER_ACCOUNT, vpc_ids=frozenset({"vpc-someone-else"})), True),
     ],
 )
 def test_allowlist_narrowing_by_region_and_vpc(entry: Allowed, flagged: bool) -> None:
     snap = cross_account_request(72, status="active").snapshot()
-    found = run("peering.not_allowlisted", snap, CheckContext(allowlist=(entry,)))
+    found = run("peering.not_allowlisted", snap, allowing(entry))
     assert bool(found) is flagged
 
 
 def test_same_account_peering_never_needs_the_allowlist() -> None:
     net = Net()
     net.peer(net.vpc("a", "10.0.0.0/16"), net.vpc("b", "10.1.0.0/16"))
-    assert run("peering.not_allowlisted", net.snapshot(), CheckContext(allowlist=())) == []
+    assert run("peering.not_allowlisted", net.snapshot(), allowing()) == []
 
 
 @pytest.mark.parametrize("status", ["deleted", "rejected", "failed", "expired"])
 def test_dead_peerings_are_not_allowlist_violations(status: str) -> None:
     snap = cross_account_request(72, status=status).snapshot()
-    assert run("peering.not_allowlisted", snap, CheckContext(allowlist=())) == []
+    assert run("peering.not_allowlisted", snap, allowing()) == []
 
 
 # -- peering.cidr_overlap -----------------------------------------------------------------------
@@ -315,7 +325,7 @@ def test_a_clean_network_has_no_findings_at_all() -> None:
     net.subnet(a, "10.0.1.0/24")
     net.subnet(b, "10.1.1.0/24")
     net.peer_routed(a, b)
-    assert run_checks(net.snapshot(), CheckContext(allowlist=())) == []
+    assert run_checks(net.snapshot(), allowing()) == []
 
 
 def test_findings_have_stable_fingerprints() -> None:

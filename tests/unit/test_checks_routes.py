@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from peerguard.checks import CheckContext, run_checks
-from peerguard.findings import Severity
+from peerguard.domain.checks import CheckContext, run_checks
+from peerguard.domain.findings import Severity
 from tests.unit.netbuilder import OTHER_ACCOUNT, OTHER_REGION, REGION, Net, run
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from peerguard.aws.snapshot import Scope
+from peerguard.aws.reader import Scope
 from peerguard.events import (
     CALL_MODELS,
     EVENT_NAMES,
@@ -328,8 +328,8 @@ def _with_params(params: Any) -> dict[str, Any]:
         (_without("detail"), MalformedEvent, "not an EventBridge event: missing detail"),
         (_with_detail(eventTime="yesterday"), MalformedEvent, "detail.eventTime: Input should be"),
         (_with_detail(eventSource="s3.amazonaws.com"), MalformedEvent, "detail.eventSource:"),
-        (_with_detail(eventID=None), MalformedEvent, "detail.eventID: Input should be a valid"),
-        (_without_in_detail("awsRegion"), MalformedEvent, "detail.awsRegion: Field required"),
+        (_with_detail(eventID=None), MalformedEvent, "detail.eventID is missing or not"),
+        (_without_in_detail("awsRegion"), MalformedEvent, "detail.awsRegion: bad region None"),
         (
             _with_params({"routeTableId": RTB_A, "destinationCidrBlock": ["x"]}),
             MalformedEvent,

@@ -104,10 +104,16 @@ def test_panther_records_are_bare_records_not_eventbridge_events() -> None:
 
 def test_stratus_delete_flow_logs_xml_shape_parses() -> None:
     (record,) = read("stratus__DeleteFlowLogs__vpc-remove-flow-logs.json")
-    change = parse_record(record)
+    # Its region was scrambled when it was published: refused before anything reads AWS.
+    error = refusal(parse_record, record)
+    assert isinstance(error, MalformedEvent)
+    assert str(error) == (
+        "record.awsRegion: bad region 'megov-south-1r' (expected a name like us-east-1)"
+    )
+    change = parse_record({**record, "awsRegion": "me-south-1"})
     assert change.flow_log_ids == {"fl-0e17aa62a21d4bbfe"}
     assert change.actor == "arn:aws:iam::498376118699:user/christophe"
-    assert (change.region, change.account_id) == ("megov-south-1r", "498376118699")
+    assert (change.region, change.account_id) == ("me-south-1", "498376118699")
     assert not change.failed
 
 
@@ -148,12 +154,24 @@ def test_streamalert_envelopes_are_redacted_and_refused(name: str) -> None:
         assert str(error).startswith("expected detail-type 'AWS API Call via CloudTrail'")
 
 
-def test_streamalert_security_group_detail_parses_despite_redaction() -> None:
+def test_streamalert_security_group_detail_is_refused_for_its_redacted_region() -> None:
     details = [case["data"]["detail"] for case in read(
         "streamalert__AuthorizeSecurityGroupIngress__cwe_tests.json")]  # fmt: skip
-    changes = [parse_record(detail) for detail in details]
-    assert [c.security_group_ids for c in changes] == [{"..."}, {"..."}]  # redacted groupId
-    first = changes[0].record.request_parameters.ip_permissions[0]  # type: ignore[union-attr]
+    for detail in details:
+        error = refusal(parse_record, detail)
+        assert isinstance(error, MalformedEvent)
+        assert str(error).startswith("record.awsRegion: bad region '...'")
+    # With a region and an event id, the redacted group id ("...") is refused too.
+    unredacted = {**details[0], "awsRegion": "us-east-1", "eventID": "e0a5b3c4-1"}
+    unredacted["recipientAccountId"] = "123456789012"
+    error = refusal(parse_record, unredacted)
+    assert str(error) == "detail: '...' is not a well-formed security group id"
+    # ... and with a group id, the rule's ranges are read from its ipPermissions.
+    detail = dict(unredacted)
+    detail["requestParameters"] = {**detail["requestParameters"], "groupId": "sg-0123abcd"}
+    change = parse_record(detail)
+    assert change.security_group_ids == {"sg-0123abcd"}
+    first = change.record.request_parameters.ip_permissions[0]  # type: ignore[union-attr]
     assert first.cidrs == ("0.0.0.0/0", "::/0")
 
 
@@ -161,22 +179,24 @@ def test_streamalert_network_acl_detail_is_too_redacted_to_use() -> None:
     for case in read("streamalert__CreateNetworkAclEntry__cwe_tests.json"):
         error = refusal(parse_record, case["data"]["detail"])
         assert isinstance(error, MalformedEvent)
-        assert str(error).startswith("eventSource: Input should be 'ec2.amazonaws.com'")
+        assert str(error).startswith("record.awsRegion: bad region '...'")
 
 
 def test_streamalert_s3_batches_hold_one_legacy_delete_flow_logs_and_others_not_ours() -> None:
     records = [r for case in read("streamalert__critical_api_calls__incl_DeleteFlowLogs.json")
                for r in case["data"]["Records"]]  # fmt: skip
-    parsed, not_ours = [], []
+    parsed, not_ours, malformed = [], [], []
     for record in records:
         try:
             parsed.append(parse_record(record))
         except NotOurs as refused:
             not_ours.append(str(refused))
+        except MalformedEvent as refused:
+            malformed.append(str(refused))
 
-    (change,) = parsed
-    assert change.event_name == "DeleteFlowLogs"
-    assert change.flow_log_ids == {"..."}  # legacy {"flowLogId": [...]} form, redacted value
+    assert parsed == []
+    (legacy,) = malformed
+    assert legacy == "detail: '...' is not a well-formed flow log id"  # redacted
     assert len(not_ours) == len(records) - 1
     assert "event name 'DescribeFlowLogs' is not one PeerGuard audits" in not_ours
     error = refusal(

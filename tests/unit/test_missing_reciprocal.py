@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from peerguard.findings import Finding, Severity
+from peerguard.domain.findings import Finding, Severity
 from tests.unit.netbuilder import OTHER_ACCOUNT, OTHER_REGION, REGION, Net, run
 
 CHECK = "route.missing_reciprocal"

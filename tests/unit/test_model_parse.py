@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from peerguard.aws import parse
-from peerguard.findings import Finding, Remediation, Severity, sort_findings
-from peerguard.model import Route, RouteTable, Snapshot
+from peerguard.domain.findings import Finding, Remediation, Severity, sort_findings
+from peerguard.domain.model import Route, RouteTable, Snapshot
 from tests.unit.netbuilder import ACCOUNT, NOW, OTHER_ACCOUNT, OTHER_REGION, REGION, Net
 
 

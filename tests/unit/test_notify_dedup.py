@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from peerguard.aws.snapshot import Scope
-from peerguard.findings import Finding, Remediation, Severity
-from peerguard.model import PeeringConnection, PeeringSide, RouteTable, Snapshot, Vpc
-from peerguard.notify.dedup import Coverage, Kind, decide
-from peerguard.state import OPEN, RESOLVED, FindingState
+from peerguard.domain.coverage import Coverage
+from peerguard.domain.dedup import OPEN, RESOLVED, FindingState, Kind, decide
+from peerguard.domain.findings import Finding, Remediation, Severity
+from peerguard.domain.model import PeeringConnection, PeeringSide, RouteTable, Snapshot, Vpc
+from peerguard.domain.scope import Scope
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

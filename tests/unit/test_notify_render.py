@@ -12,9 +12,10 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
-from peerguard.findings import Finding, Severity
+from peerguard.domain.dedup import Notification, Status
+from peerguard.domain.findings import Finding, Severity
 from peerguard.notify import securityhub, slack, sns
-from peerguard.notify.core import Notification, Status, console_url
+from peerguard.notify.core import console_url
 from tests.unit.test_notify_dedup import ACCOUNT, NOW, REGION, finding
 
 REALDATA = Path(__file__).resolve().parents[2].parent / "shared" / "realdata"
@@ -141,7 +142,7 @@ def test_sns_message_is_the_finding_json_with_its_status() -> None:
     e = sns.entry(note(f, Status.CHANGED), "0")
     body = json.loads(e["Message"])
     assert body == {
-        **f.model_dump(mode="json"),
+        **f.to_json(),
         "status": "changed",
         "first_seen": "2026-02-27T12:00:00.000Z",
         "observed_at": "2026-03-01T12:00:00.000Z",

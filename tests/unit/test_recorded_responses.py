@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 
 from peerguard.aws import parse
-from peerguard.checks import CheckContext, run_checks
-from peerguard.findings import Finding
-from peerguard.model import Snapshot
+from peerguard.domain.checks import CheckContext, run_checks
+from peerguard.domain.findings import Finding
+from peerguard.domain.model import Snapshot
 
 REALDATA = Path(__file__).resolve().parents[2].parent / "shared" / "realdata" / "ec2-api-responses"
 ACCOUNT = "619193117841"  # the recordings' account (Custodian's config account_id)

@@ -14,8 +14,8 @@ from itertools import combinations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from peerguard.checks import CheckContext, run_checks
-from peerguard.model import within
+from peerguard.domain.checks import CheckContext, run_checks
+from peerguard.domain.model import within
 from tests.unit.netbuilder import Net, run
 
 

@@ -19,14 +19,21 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
-from peerguard import checks as catalogue
-from peerguard.audit import AuditResult, audit
-from peerguard.aws.clients import Clients, check_region
-from peerguard.checks import Allowed, Check, CheckContext
-from peerguard.findings import Severity
-from peerguard.remediation import MemoryRecorder, Mode, RemediationConfig, remediate
-from peerguard.remediation import report as remediation_report
-from peerguard.report import table
+from peerguard import __version__
+from peerguard.aws.allowlist import AllowlistProvider
+from peerguard.aws.clients import Clients
+from peerguard.aws.executor import Executor
+from peerguard.aws.regions import check_region
+from peerguard.domain import catalogue
+from peerguard.domain.allowlist import Allowed, Allowlist
+from peerguard.domain.catalogue import Entry
+from peerguard.domain.checks import CheckContext, resolve
+from peerguard.domain.findings import Severity
+from peerguard.domain.plans.actions import Mode
+from peerguard.domain.plans.remediation import RemediationConfig, plan_all
+from peerguard.render import audit_table, changes_table
+from peerguard.state.changes import MemoryRecorder
+from peerguard.usecases.pipeline import AuditResult, audit
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -48,7 +55,7 @@ def _account(value: str) -> str:
 
 def _region(value: str) -> str:
     try:
-        return check_region(value)
+        return check_region(value.strip())
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
@@ -75,6 +82,7 @@ def _count(value: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="peerguard", description="Audit and repair AWS VPC peering.")
+    p.add_argument("--version", action="version", version=f"peerguard {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     a = sub.add_parser("audit", help="audit the peerings of an account")
@@ -101,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="ACCOUNT",
         help="allowlisted peer account (repeatable)",
+    )
+    a.add_argument(
+        "--allowlist-parameter",
+        metavar="NAME",
+        help="SSM parameter holding the JSON allowlist (as the stack's AllowlistParameterName)",
     )
     a.add_argument("--format", choices=("table", "json"), default="table")
     a.add_argument("--output", metavar="FILE", help="write the report to FILE instead of stdout")
@@ -132,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --mode dry-run/fix: also allow DNS resolution from remote VPCs",
     )
 
-    sub.add_parser("checks", help="list the check catalogue")
+    c = sub.add_parser("checks", help="list every kind of finding PeerGuard reports")
+    c.add_argument("--format", choices=("table", "json"), default="table")
 
     d = sub.add_parser("demo", help="audit broken seed networks in an embedded emulator")
     d.add_argument("--port", type=int, default=0, help="emulator port on 127.0.0.1 (default: any)")
@@ -141,19 +155,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     try:
-        selected = catalogue.resolve(args.checks.split(",") if args.checks else None)
+        selected = resolve(args.checks.split(",") if args.checks is not None else None)
     except ValueError as e:
         raise UsageError(str(e)) from None
     session = boto3.Session(profile_name=args.profile) if args.profile else boto3.Session()
     regions = args.regions or [session.region_name or ""]
     if not regions[0]:
         raise UsageError("no region given: use --region or set AWS_REGION")
+    try:
+        check_region(regions[0])
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     clients = Clients(session, endpoint_url=args.endpoint_url, default_region=regions[0])
-    allow = tuple(Allowed(a) for a in args.allow) if args.allow else None
-    ctx = CheckContext(allowlist=allow)
+    ctx = CheckContext(allowlist=_allowlist(args, clients))
     result = audit(clients, regions, ctx, selected)
-    text = json.dumps(result.to_json(), indent=2) + "\n" if args.format == "json" else table(result)
-    if args.mode is not Mode.NOTIFY:
+    if args.mode is Mode.NOTIFY:
+        text = _render(args, result)
+    else:
         result, text = _remediate(args, clients, regions, ctx, selected, result)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as fh:
@@ -165,42 +183,61 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if result.at_or_above(args.fail_on) else EXIT_OK
 
 
+def _allowlist(args: argparse.Namespace, clients: Clients) -> Allowlist:
+    if args.allowlist_parameter:
+        allow = AllowlistProvider("", args.allowlist_parameter, clients.client("ssm")).get()
+        if allow.error:
+            print(f"peerguard: warning: {allow.error}", file=sys.stderr)
+        return allow
+    if args.allow:
+        return Allowlist(tuple(Allowed(account_id=a) for a in args.allow), "--allow-account")
+    return Allowlist(None)
+
+
+def _render(args: argparse.Namespace, result: AuditResult) -> str:
+    if args.format == "json":
+        return json.dumps(result.to_json(), indent=2) + "\n"
+    return audit_table(result)
+
+
 def _remediate(
     args: argparse.Namespace,
     clients: Clients,
     regions: list[str],
     ctx: CheckContext,
-    selected: list[Check],
+    selected: list[Entry],
     audited: AuditResult,
 ) -> tuple[AuditResult, str]:
-    """Plan and apply (dry-run or fix) what the audit found; with fix, re-audit after."""
+    """Plan and carry out (dry-run or fix) what the audit found; with fix, re-audit after."""
     config = RemediationConfig(
         default_mode=args.mode, fix_dns=args.fix_dns, max_changes=args.max_changes
     )
-    done = remediate(
-        clients,
-        audited.findings,
-        audited.snapshot,
-        config,
-        ctx=ctx,
-        regions=regions,
-        recorder=MemoryRecorder(),
-        trigger="cli",
+    executor = Executor(
+        clients, max_changes=args.max_changes, regions=regions, recorder=MemoryRecorder()
     )
+    outcomes = executor.run_each(plan_all(audited.findings, audited.snapshot, config, ctx))
+    report = executor.report(outcomes, args.mode)
     result = audit(clients, regions, ctx, selected) if args.mode is Mode.FIX else audited
     if args.format == "json":
         body = result.to_json()
-        body["remediation"] = {**done.to_json(), "findings_before": len(audited.findings)}
+        body["remediation"] = {**report.to_json(), "findings_before": len(audited.findings)}
         return result, json.dumps(body, indent=2) + "\n"
+    done = changes_table(report)
     if args.mode is Mode.FIX:
-        after = "\nAfter the fixes:\n" + table(result)
-        return result, table(audited) + "\n" + remediation_report.table(done) + after
-    return result, table(audited) + "\n" + remediation_report.table(done)
+        return result, audit_table(audited) + "\n" + done + "\nAfter the fixes:\n" + audit_table(
+            result
+        )
+    return result, audit_table(audited) + "\n" + done
 
 
-def cmd_checks() -> int:
-    for c in catalogue.REGISTRY.values():
-        print(f"{c.id:<36} {c.severity.value:<7} {c.title}")
+def cmd_checks(args: argparse.Namespace) -> int:
+    entries = catalogue.entries().values()
+    if args.format == "json":
+        print(json.dumps([e.to_json() for e in entries], indent=2))
+        return EXIT_OK
+    for e in entries:
+        auto = "auto-fix" if e.automatic_fix else ""
+        print(f"{e.id:<36} {e.severity.value:<7} {auto:<8} {e.title}")
     return EXIT_OK
 
 
@@ -210,10 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "audit":
             return cmd_audit(args)
         if args.command == "checks":
-            return cmd_checks()
-        from peerguard.demo import run_demo  # moto is a dev dependency: import only here
-
-        return run_demo(port=args.port)
+            return cmd_checks(args)
+        return cmd_demo(args)
     except UsageError as e:
         return _fail(f"usage: {e}")
     except NoCredentialsError:
@@ -229,6 +264,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"AWS error {err.get('Code')}: {err.get('Message')}")
     except (BotoCoreError, OSError, ValueError) as e:
         return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    except KeyboardInterrupt:
+        return _fail("interrupted")
+    except Exception as e:  # a bug: one line, and the traceback only when asked for
+        if os.environ.get("PEERGUARD_DEBUG"):
+            raise
+        first = str(e).splitlines()[0] if str(e) else ""
+        return _fail(f"internal error {type(e).__name__}: {first} (PEERGUARD_DEBUG=1 shows more)")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    try:
+        from peerguard_lab.demo import run_demo  # the demo extra: moto, outside the layer
+    except ImportError:
+        raise UsageError(
+            "the demo needs the demo extra: pip install -e '.[demo]' in a checkout (make demo)"
+        ) from None
+    return run_demo(port=args.port)
 
 
 def _fail(message: str) -> int:

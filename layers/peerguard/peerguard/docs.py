@@ -1,15 +1,16 @@
-"""Documentation generated from the check metadata, so README and alerts share one source."""
+"""Documentation generated from the catalogue, so README, CLI and alerts share one source."""
 
 from __future__ import annotations
 
-from peerguard.checks import REGISTRY
+from peerguard.domain import catalogue
 
 
 def catalogue_markdown() -> str:
     rows = [
-        "| id | severity | what it finds | why it matters | how to fix |",
-        "|---|---|---|---|---|",
+        "| id | severity | what it finds | why it matters | how to fix | PeerGuard fixes it |",
+        "|---|---|---|---|---|---|",
     ]
-    for c in REGISTRY.values():
-        rows.append(f"| `{c.id}` | {c.severity.value} | {c.title} | {c.risk} | {c.fix} |")
+    for e in catalogue.entries().values():
+        auto = e.automatic_fix or "no"
+        rows.append(f"| `{e.id}` | {e.severity.value} | {e.title} | {e.risk} | {e.fix} | {auto} |")
     return "\n".join(rows) + "\n"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from typing import Any
 
@@ -16,14 +15,6 @@ RETRY_CONFIG = Config(
     read_timeout=30,
     user_agent_extra="peerguard",
 )
-
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
-
-
-def check_region(name: str) -> str:
-    if not _REGION.match(name):
-        raise ValueError(f"bad region {name!r} (expected a name like us-east-1)")
-    return name
 
 
 class Clients:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from peerguard.model import (
+from peerguard.domain.model import (
     PeeringConnection,
     PeeringSide,
     Route,

@@ -12,15 +12,15 @@ import time
 from dataclasses import dataclass
 from typing import TextIO
 
-from peerguard.audit import AuditResult, audit
-from peerguard.checks import CheckContext, resolve
 from peerguard.demo.acceptance import render_acceptance, run_acceptance_demo
 from peerguard.demo.emulator import Emulator
 from peerguard.demo.repair import render_repair, run_repair_demo
 from peerguard.demo.replay import replay_text
 from peerguard.demo.scenarios import REGIONS, Scenario, build_all
-from peerguard.findings import Finding
-from peerguard.report import finding_lines
+from peerguard.domain.checks import CheckContext, resolve
+from peerguard.domain.findings import Finding
+from peerguard.render import finding_lines
+from peerguard.usecases.pipeline import AuditResult, audit
 
 __all__ = ["Emulator", "Outcome", "Scenario", "build_all", "render", "run_demo", "run_scenarios"]
 

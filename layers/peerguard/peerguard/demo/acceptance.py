@@ -11,15 +11,16 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 
-from peerguard.accepting import ACCEPTED, ROUTE_ADDED, AcceptanceRun, run_acceptance
 from peerguard.aws.clients import Clients
-from peerguard.checks import Allowed
 from peerguard.demo.replay import quiet
 from peerguard.demo.scenarios import EAST, Net, Scenario
-from peerguard.remediation import Call, MemoryRecorder
-from peerguard.report import finding_lines
-from peerguard.runtime import Runtime
-from peerguard.settings import Settings
+from peerguard.domain.findings import Call
+from peerguard.domain.plans.acceptance import ACCEPTED, ROUTE_ADDED
+from peerguard.render import finding_lines
+from peerguard.settings import AcceptanceSettings
+from peerguard.state.changes import MemoryRecorder
+from peerguard.usecases.acceptance import AcceptanceRun, run_acceptance
+from peerguard.usecases.pipeline import Runtime
 
 VENDOR_ACCOUNT = "111111111111"  # on the allowlist
 UNKNOWN_ACCOUNT = "222222222222"  # not on it
@@ -45,10 +46,10 @@ class AcceptanceDemo:
     @property
     def ok(self) -> bool:
         """The allowlisted request was accepted and routed; the unknown one only alerted."""
-        done = {(r.check_id, r.result) for r in self.records.records}
+        done = {(r.change, r.result) for r in self.records.records}
         return (
             self.action(self.vendor_pcx) == "accept"
-            and {(ACCEPTED, "applied"), (ROUTE_ADDED, "applied")} <= done
+            and {(ACCEPTED.id, "applied"), (ROUTE_ADDED.id, "applied")} <= done
             and self.action(self.unknown_pcx) == "alert"
         )
 
@@ -81,11 +82,12 @@ def build_requests(clients: Clients) -> Scenario:
 
 def run_acceptance_demo(clients: Clients) -> AcceptanceDemo:
     scenario = build_requests(clients)
-    settings = Settings(auto_accept=True, allowlist=(Allowed(VENDOR_ACCOUNT),))
-    records = MemoryRecorder()
+    settings = AcceptanceSettings(auto_accept=True, allowlist=VENDOR_ACCOUNT)
+    rt = Runtime(clients, settings)
     with quiet():  # the function's JSON logs belong in CloudWatch, not in the demo
-        run = run_acceptance(Runtime(clients, settings), trigger="demo", recorder=records)
-    return AcceptanceDemo(scenario, run, records)
+        run = run_acceptance(rt, trigger="demo")
+    assert isinstance(rt.recorder, MemoryRecorder)
+    return AcceptanceDemo(scenario, run, rt.recorder)
 
 
 def render_acceptance(demo: AcceptanceDemo, wrap: int = 100) -> list[str]:
@@ -101,8 +103,8 @@ def render_acceptance(demo: AcceptanceDemo, wrap: int = 100) -> list[str]:
         )
     lines += ["", "Changes made (recorded with their undo):"]
     for r in demo.records.records:
-        undo = Call(r.undo["operation"], r.undo["parameters"]).cli() if r.undo else "none"
-        made = Call(r.call["operation"], r.call["parameters"]).cli()
+        undo = Call.model_validate(r.undo).cli() if r.undo else "none"
+        made = Call.model_validate(r.call).cli()
         lines += [f"  {made}", f"    -> {r.result}; undo: {undo}"]
     lines += ["", "Announced:"]
     lines += [finding_lines(f)[0] for f in demo.run.findings]  # the head line: one per finding

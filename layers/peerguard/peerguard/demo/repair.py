@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from peerguard.audit import AuditResult, audit
 from peerguard.aws.clients import Clients
-from peerguard.checks import CheckContext, resolve
+from peerguard.aws.executor import Executor
 from peerguard.demo.scenarios import REGIONS
-from peerguard.model import Snapshot
-from peerguard.remediation import MemoryRecorder, Mode, RemediationConfig, RemediationResult
-from peerguard.remediation import remediate as apply_fixes
-from peerguard.remediation.report import table
+from peerguard.domain.checks import CheckContext, resolve
+from peerguard.domain.model import Snapshot
+from peerguard.domain.plans.actions import Mode, Report
+from peerguard.domain.plans.remediation import RemediationConfig, plan_all
+from peerguard.render import changes_table
+from peerguard.state.changes import MemoryRecorder
+from peerguard.usecases.pipeline import AuditResult, audit
 
 FIXABLE = ("route.missing_reciprocal", "route.blackhole")
 MAX_PASSES = 3
@@ -33,7 +35,7 @@ def _routes(snap: Snapshot) -> dict[str, set[tuple[str, str]]]:
 class RepairDemo:
     before: AuditResult
     after: AuditResult
-    passes: list[RemediationResult] = field(default_factory=list)
+    passes: list[Report] = field(default_factory=list)
 
     @property
     def changed_tables(self) -> set[str]:
@@ -64,16 +66,11 @@ def run_repair_demo(clients: Clients) -> RepairDemo:
     before = audit(clients, REGIONS, ctx, checks)
     current, passes = before, []
     for _ in range(MAX_PASSES):
-        done = apply_fixes(
-            clients,
-            current.findings,
-            current.snapshot,
-            config,
-            ctx=ctx,
-            regions=REGIONS,
-            recorder=MemoryRecorder(),
-            trigger="demo",
+        executor = Executor(
+            clients, max_changes=10, regions=REGIONS, recorder=MemoryRecorder(), trigger="demo"
         )
+        outcomes = executor.run_each(plan_all(current.findings, current.snapshot, config, ctx))
+        done = executor.report(outcomes, Mode.FIX)
         passes.append(done)
         current = audit(clients, REGIONS, ctx, checks)
         if not done.applied:
@@ -84,7 +81,11 @@ def run_repair_demo(clients: Clients) -> RepairDemo:
 def render_repair(demo: RepairDemo) -> list[str]:
     lines = ["", "== Repair: peerguard audit --mode fix =="]
     for i, p in enumerate(demo.passes, 1):
-        lines += ["", f"Pass {i} (one sweep in fix mode):", *table(p).rstrip().splitlines()]
+        lines += [
+            "",
+            f"Pass {i} (one sweep in fix mode):",
+            *changes_table(p).rstrip().splitlines(),
+        ]
     left = demo.left_fixable
     lines += [
         "",

@@ -365,6 +365,7 @@ class Stack:
                     AttributeDefinitions=props["AttributeDefinitions"],
                     KeySchema=props["KeySchema"],
                     BillingMode=props["BillingMode"],
+                    GlobalSecondaryIndexes=props.get("GlobalSecondaryIndexes", []),
                 )
                 self.physical[name] = name
             elif res["Type"] == "AWS::SQS::Queue":
@@ -403,8 +404,7 @@ class Stack:
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
         """Run the handler as Lambda would: the template's environment, clients that reach
         only the emulator, a fresh runtime; its logs and metrics are kept off the screen."""
-        from peerguard.runtime import runtime
-        from peerguard.settings import settings
+        from peerguard.usecases.pipeline import reset_runtimes
 
         env = {
             **self.router.environment(function, self.parameters, self.physical),
@@ -418,14 +418,12 @@ class Stack:
             handler = self.router.handler(function)
             if handler is None:
                 return {"status": "not-run", "reason": f"{function} has no handler in its code yet"}
-            runtime.cache_clear()
-            settings.cache_clear()
+            reset_runtimes()
             try:
                 with _metrics_from_environment(), quiet():
                     return handler(event, LambdaContext(function))
             finally:
-                runtime.cache_clear()
-                settings.cache_clear()
+                reset_runtimes()
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from peerguard.aws.clients import Clients
-from peerguard.findings import Finding
+from peerguard.domain.findings import Finding
 
 EAST, WEST = "us-east-1", "us-west-2"
 REGIONS = (EAST, WEST)

@@ -11,6 +11,7 @@ The per-call parameter models live in `peerguard.events.shapes`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
@@ -19,7 +20,9 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
-from peerguard.aws.snapshot import Scope
+from peerguard.aws.regions import check_region
+from peerguard.domain.names import ACCOUNT_ID, RESOURCE_ID, resource_id_of
+from peerguard.domain.scope import Scope
 from peerguard.events.shapes import SHAPES, Request, Response, Touches, UtcDatetime, touched
 
 # The calls the change auditor listens to (DESIGN section 3; the template's rule lists
@@ -57,6 +60,8 @@ EC2_EVENT_SOURCE = "ec2.amazonaws.com"
 SCHEDULE_DETAIL_TYPE = "Scheduled Event"
 SCHEDULE_SOURCE = "aws.events"
 
+# EventBridge ids and CloudTrail eventIDs are UUIDs; allow any plain token of sane length.
+_EVENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _ENVELOPE_KEYS = (
     "version",
     "id",
@@ -68,6 +73,10 @@ _ENVELOPE_KEYS = (
     "resources",
     "detail",
 )
+
+
+MAX_DEPTH = 32  # CloudTrail parameters nest a few levels; 250 levels is an attack
+MAX_NODES = 20_000  # values in one event (CloudTrail caps a record at 256 KB)
 
 
 class MalformedEvent(ValueError):
@@ -198,11 +207,41 @@ class Change:
         )
 
 
+_ID_SHAPES = {
+    Touches.VPC: resource_id_of("vpc"),
+    Touches.PEERING: resource_id_of("pcx"),
+    Touches.ROUTE_TABLE: resource_id_of("rtb"),
+    Touches.SUBNET: resource_id_of("subnet"),
+    Touches.SECURITY_GROUP: resource_id_of("sg"),
+    Touches.NETWORK_ACL: resource_id_of("acl"),
+    Touches.FLOW_LOG: resource_id_of("fl"),
+    Touches.ASSOCIATION: RESOURCE_ID,
+    Touches.ACCOUNT: ACCOUNT_ID,
+}
+
+
+def _well_formed(kind: Touches, value: str) -> None:
+    """An id of the kind its field names, or MalformedEvent: nothing odd reaches AWS."""
+    if kind is Touches.REGION:
+        try:
+            check_region(value)
+        except ValueError as e:
+            raise MalformedEvent(f"detail: {e}") from None
+        return
+    shape = _ID_SHAPES.get(kind)
+    if shape is not None and not shape.match(value):
+        shown = repr(value) if len(value) <= 60 else repr(value[:57]) + "..."
+        raise MalformedEvent(
+            f"detail: {shown} is not a well-formed {kind.value.replace('_', ' ')} id"
+        )
+
+
 def change_from_record(record: CloudTrailRecord, account_id: str | None = None) -> Change:
     """A parsed record -> Change (`account_id`: the envelope's, if the record has none)."""
     found: dict[Touches, set[str]] = {kind: set() for kind in Touches}
     for part in (record.request_parameters, record.response_elements):
         for kind, id_ in touched(part):
+            _well_formed(kind, id_)
             found[kind].add(id_)
     account = record.recipient_account_id or account_id or ""
     identity = record.user_identity
@@ -246,29 +285,83 @@ def one_line(error: ValidationError, drop: tuple[str, ...] = EVENT_NAMES) -> str
     return f"{loc}: {first['msg']}{got}{more}"
 
 
+def check_sane(value: Any, what: str = "event") -> None:
+    """Bounded depth and size, and text that is valid Unicode, before any parsing: a
+    hostile or broken event fails here in one line instead of deep inside a library."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    nodes = 0
+    while stack:
+        item, depth = stack.pop()
+        nodes += 1
+        if depth > MAX_DEPTH:
+            raise MalformedEvent(f"{what} nests deeper than {MAX_DEPTH} levels")
+        if nodes > MAX_NODES:
+            raise MalformedEvent(f"{what} has more than {MAX_NODES} values")
+        if isinstance(item, dict):
+            for k, v in item.items():
+                stack.append((k, depth + 1))
+                stack.append((v, depth + 1))
+        elif isinstance(item, list | tuple):
+            stack.extend((v, depth + 1) for v in item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise MalformedEvent(f"{what} holds text that is not valid Unicode") from None
+        elif not isinstance(item, int | float | bool) and item is not None:
+            raise MalformedEvent(f"{what} holds a {type(item).__name__}, not JSON")
+
+
 def _check_name(detail: Any, where: str) -> None:
     if not isinstance(detail, dict):
         raise MalformedEvent(f"{where} is not a JSON object (got {type(detail).__name__})")
     name = detail.get("eventName")
-    if not name:
+    if name is None or name == "":
         raise MalformedEvent(f"{where}.eventName is missing")
+    if not isinstance(name, str):
+        raise MalformedEvent(f"{where}.eventName is not a string (got {type(name).__name__})")
     if name not in SHAPES:
-        raise NotOurs(f"event name {name!r} is not one PeerGuard audits")
+        raise NotOurs(f"event name {name[:60]!r} is not one PeerGuard audits")
+    region = detail.get("awsRegion")
+    try:
+        check_region(region)  # type: ignore[arg-type]
+    except ValueError as e:
+        raise MalformedEvent(f"{where}.awsRegion: {e}") from None
+    event_id = detail.get("eventID")
+    if not isinstance(event_id, str) or not _EVENT_ID.match(event_id):
+        raise MalformedEvent(f"{where}.eventID is missing or not a CloudTrail event id")
+    account = detail.get("recipientAccountId")
+    if account is not None and not (isinstance(account, str) and ACCOUNT_ID.match(account)):
+        raise MalformedEvent(f"{where}.recipientAccountId is not a 12-digit account id")
 
 
 def _check_envelope(event: Any, detail_type: str, source: str) -> None:
     if not isinstance(event, dict):
         raise MalformedEvent(f"event is not a JSON object (got {type(event).__name__})")
+    check_sane(event)
     missing = [key for key in _ENVELOPE_KEYS if key not in event]
     if missing and "eventName" in event:
         raise MalformedEvent("a bare CloudTrail record, not an EventBridge event")
     if missing:
         raise MalformedEvent(f"not an EventBridge event: missing {', '.join(missing)}")
-    if event["detail-type"] != detail_type or event["source"] != source:
+    event_id = event["id"]
+    if not isinstance(event_id, str) or not _EVENT_ID.match(event_id):
+        raise MalformedEvent("id is empty or not an EventBridge event id")
+    kind, src = event["detail-type"], event["source"]
+    if not isinstance(kind, str) or not isinstance(src, str):
+        raise MalformedEvent("detail-type and source must be strings")
+    if kind != detail_type or src != source:
         raise NotOurs(
             f"expected detail-type {detail_type!r} from {source!r}, "
-            f"got {event['detail-type']!r} from {event['source']!r}"
+            f"got {kind[:60]!r} from {src[:60]!r}"
         )
+    try:
+        check_region(event["region"])
+    except ValueError as e:
+        raise MalformedEvent(f"region: {e}") from None
+    account = event["account"]
+    if not (isinstance(account, str) and ACCOUNT_ID.match(account)):
+        raise MalformedEvent("account is not a 12-digit account id")
 
 
 def parse_call(event: Any) -> Ec2CallEvent:
@@ -293,6 +386,7 @@ _RECORD = TypeAdapter(Ec2Call)
 
 def parse_record(record: Any) -> Change:
     """A bare CloudTrail record (as in S3 log files or `Records[]`) -> Change."""
+    check_sane(record, "record")
     _check_name(record, "record")
     try:
         return change_from_record(_RECORD.validate_python(record))

@@ -5,45 +5,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
-from peerguard.checks.registry import REGISTRY
-from peerguard.findings import Finding
+from peerguard.domain import catalogue
+from peerguard.domain.dedup import Notification, Status, iso
+from peerguard.domain.findings import Finding
+
+__all__ = ["Failure", "Notification", "Notifier", "Status", "iso"]
 
 T = TypeVar("T")
 Sleep = Callable[[float], None]
-
-
-class Status(StrEnum):
-    """Why a finding is announced (also the SNS `status` and the DLQ record)."""
-
-    NEW = "new"
-    CHANGED = "changed"
-    REPEAT = "repeat"  # still open after the dedup window
-    RESOLVED = "resolved"
-
-
-@dataclass(frozen=True)
-class Notification:
-    finding: Finding
-    status: Status
-    first_seen: datetime
-    observed_at: datetime  # this audit's time (for resolved: when it was found gone)
-
-    @property
-    def resolved(self) -> bool:
-        return self.status is Status.RESOLVED
-
-    def to_json(self) -> dict[str, Any]:
-        """The finding as in the CLI JSON contract, plus why it is announced."""
-        return {
-            **self.finding.model_dump(mode="json"),
-            "status": self.status.value,
-            "first_seen": iso(self.first_seen),
-            "observed_at": iso(self.observed_at),
-        }
 
 
 @dataclass(frozen=True)
@@ -63,17 +34,12 @@ class Notifier(Protocol):
         ...
 
 
-def iso(when: datetime) -> str:
-    """ISO 8601 UTC with milliseconds and a Z, the form ASFF uses."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
-
-
 def fix_text(finding: Finding) -> str:
     """The exact call that fixes it, or the catalogue's advice when there is no single call."""
     if finding.remediation is not None:
         return finding.remediation.cli()
-    check = REGISTRY.get(finding.check_id)
-    return check.fix if check else ""
+    known = catalogue.entries().get(finding.check_id)
+    return known.fix if known else ""
 
 
 _CONSOLE = "https://console.aws.amazon.com/vpcconsole/home?region={region}#{fragment}"

@@ -18,10 +18,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from peerguard.findings import Finding
-from peerguard.notify.core import Failure, Notification, Notifier, iso
-from peerguard.notify.dedup import DEFAULT_LEASE, DEFAULT_WINDOW, Coverage, Decision, Kind, decide
-from peerguard.state import OPEN, RESOLVED, FindingStore
+from peerguard.domain.coverage import Coverage
+from peerguard.domain.dedup import (
+    DEFAULT_LEASE,
+    DEFAULT_WINDOW,
+    OPEN,
+    RESOLVED,
+    Decision,
+    Kind,
+    Notification,
+    decide,
+    iso,
+)
+from peerguard.domain.findings import Finding
+from peerguard.notify.core import Failure, Notifier
+from peerguard.state.findings import FindingStore
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +122,7 @@ def dispatch(
     """Announce what is new, changed, due again or resolved; stay quiet about the rest."""
     summary = DispatchSummary()
     previous = store.get_many(f.fingerprint for f in findings)
-    for state in store.open_states(coverage.account_id, coverage.regions):
+    for state in store.open_states(coverage):
         previous.setdefault(state.fingerprint, state)
     decisions = decide(findings, previous, coverage, now, window, lease)
     summary.decisions.update(d.kind.value for d in decisions)

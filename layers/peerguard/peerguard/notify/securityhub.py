@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from peerguard.findings import Finding, Severity
+from peerguard.domain.findings import Finding, Severity
 from peerguard.notify.core import Failure, Notification, finding_url, fix_text, iso
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from peerguard.findings import Severity
+from peerguard.domain.findings import Severity
 from peerguard.notify import core
 from peerguard.notify.core import (
     Failure,

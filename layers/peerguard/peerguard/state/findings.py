@@ -1,7 +1,10 @@
 """Finding state in DynamoDB: what was announced, when, and who is announcing it now.
 
 One table holds all PeerGuard state (partition key `pk`, TTL attribute `ttl`); Powertools
-idempotency records share it, so every item here has a `finding#` key prefix.
+idempotency records and change records share it, so every item here has a `finding#` key
+prefix. Open findings also carry `open_scope` (account#region), the key of the sparse
+global secondary index `open-findings` (sort key `resource_id`): the candidates to resolve
+are found by Query on it, never by a Scan, so their cost does not grow with the table.
 
 Announcing a finding takes two writes. `claim` bumps the item's `revision` on the condition
 that nobody else did since we read it, so of two concurrent invocations only one announces.
@@ -15,60 +18,33 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from peerguard.findings import Finding
+from peerguard.domain.coverage import Coverage
+from peerguard.domain.dedup import OPEN, FindingState
+from peerguard.domain.findings import Finding
 
 PREFIX = "finding#"
-OPEN = "open"
-RESOLVED = "resolved"
+OPEN_INDEX = "open-findings"
 _BATCH_GET = 100  # BatchGetItem's limit
+# Up to this many resources, a scoped coverage asks for each one; beyond, for the region.
+_PER_RESOURCE_QUERIES = 25
 
 
 def key_of(fingerprint: str) -> str:
     return PREFIX + fingerprint
 
 
-@dataclass(frozen=True)
-class FindingState:
-    """One finding as last announced. `status` is None while only claimed, never recorded."""
-
-    fingerprint: str
-    check_id: str
-    severity: str
-    resource_id: str
-    account_id: str
-    region: str
-    first_seen: datetime
-    last_seen: datetime
-    revision: int
-    peering_connection_id: str | None = None
-    vpc_id: str | None = None
-    status: str | None = None
-    notified_at: datetime | None = None
-    content_hash: str | None = None
-    finding: Finding | None = None
-    claimed_at: datetime | None = None
-
-    @property
-    def is_open(self) -> bool:
-        return self.status == OPEN
-
-    def in_flight(self, now: datetime, lease: timedelta) -> bool:
-        """Claimed by an invocation that has not recorded the outcome yet, and not abandoned."""
-        if self.claimed_at is None:
-            return False
-        unrecorded = self.notified_at is None or self.claimed_at > self.notified_at
-        return unrecorded and now - self.claimed_at < lease
-
-
 def finding_json(finding: Finding) -> str:
     # `key` is excluded from the public JSON but is part of the fingerprint: keep it.
     return json.dumps({**finding.model_dump(mode="json"), "key": finding.key}, sort_keys=True)
+
+
+def open_scope(account_id: str, region: str) -> str:
+    return f"{account_id}#{region}"
 
 
 def _when(item: dict[str, Any], name: str) -> datetime | None:
@@ -124,6 +100,7 @@ class FindingStore:
         self.dynamodb = dynamodb
         self.table = table_name
         self.retention = retention
+        self.consumed = 0.0  # read capacity units of the open-findings queries
 
     def _ttl(self, now: datetime) -> dict[str, str]:
         return {"N": str(int((now + self.retention).timestamp()))}
@@ -148,29 +125,36 @@ class FindingStore:
                 request = resp.get("UnprocessedKeys") or {}
         return out
 
-    def open_states(self, account_id: str, regions: Iterable[str]) -> Iterator[FindingState]:
-        """Every open finding of the account in those regions (the candidates to resolve).
+    def open_states(self, coverage: Coverage) -> Iterator[FindingState]:
+        """The open findings `coverage` could resolve: by Query on the open-findings index
+        (per resource for a small scoped audit, per region otherwise)."""
+        many = coverage.resource_ids is None or len(coverage.resource_ids) > _PER_RESOURCE_QUERIES
+        for region in sorted(coverage.regions):
+            scope = _s(open_scope(coverage.account_id, region))
+            if many:
+                keys = [("open_scope = :scope", {":scope": scope})]
+            else:
+                keys = [
+                    ("open_scope = :scope AND resource_id = :res", {":scope": scope, ":res": _s(r)})
+                    for r in sorted(coverage.resource_ids or ())
+                ]
+            for condition, values in keys:
+                for item in self._query(condition, values):
+                    state = from_item(item)
+                    if state.is_open and coverage.covers(state):
+                        yield state
 
-        A filtered scan: the table is small (findings of one account plus short-lived
-        idempotency records), and it spares a second index for a few reads an hour.
-        """
-        wanted = set(regions)
-        pages = self.dynamodb.get_paginator("scan").paginate(
+    def _query(self, condition: str, values: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        pages = self.dynamodb.get_paginator("query").paginate(
             TableName=self.table,
-            ConsistentRead=True,
-            FilterExpression="begins_with(pk, :p) AND #st = :open AND account_id = :acct",
-            ExpressionAttributeNames={"#st": "status"},
-            ExpressionAttributeValues={
-                ":p": _s(PREFIX),
-                ":open": _s(OPEN),
-                ":acct": _s(account_id),
-            },
+            IndexName=OPEN_INDEX,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            ReturnConsumedCapacity="TOTAL",
         )
         for page in pages:
-            for item in page.get("Items", []):
-                state = from_item(item)
-                if state.region in wanted:
-                    yield state
+            self.consumed += float((page.get("ConsumedCapacity") or {}).get("CapacityUnits", 0))
+            yield from page.get("Items", [])
 
     # -- writes -----------------------------------------------------------------
 
@@ -238,10 +222,14 @@ class FindingStore:
             ":ttl": self._ttl(now),
             ":rev": {"N": str(revision)},
         }
+        removes = []
         if status == OPEN:
-            sets.append("last_seen = :now")
+            sets += ["last_seen = :now", "open_scope = :scope"]
+            values[":scope"] = _s(open_scope(finding.account_id, finding.region))
+        else:
+            removes.append("open_scope")  # out of the open-findings index
         names = {"#st": "status", "#ttl": "ttl", "#rev": "revision"}
-        return self._update(finding.fingerprint, sets, names, values, "#rev = :rev")
+        return self._update(finding.fingerprint, sets, names, values, "#rev = :rev", removes)
 
     def touch(self, fingerprint: str, now: datetime) -> bool:
         """Seen again, not announced: move last_seen and the expiry forward."""
@@ -260,13 +248,17 @@ class FindingStore:
         names: dict[str, str],
         values: dict[str, Any],
         condition: str,
+        removes: Iterable[str] = (),
     ) -> bool:
         used = set(re.findall(r"[:#]\w+", " ".join(sets) + " " + condition))
+        expression = "SET " + ", ".join(sets)
+        if removes:
+            expression += " REMOVE " + ", ".join(removes)
         try:
             self.dynamodb.update_item(
                 TableName=self.table,
                 Key={"pk": _s(key_of(fingerprint))},
-                UpdateExpression="SET " + ", ".join(sets),
+                UpdateExpression=expression,
                 ConditionExpression=condition,
                 ExpressionAttributeNames={k: v for k, v in names.items() if k in used},
                 ExpressionAttributeValues={k: v for k, v in values.items() if k in used},

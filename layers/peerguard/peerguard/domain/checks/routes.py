@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from peerguard.checks.peering import describe, pcx_finding
-from peerguard.checks.registry import REGISTRY, CheckContext, check
-from peerguard.findings import Finding, Remediation, Severity
-from peerguard.model import (
+from peerguard.domain.catalogue import check, entry
+from peerguard.domain.checks.context import CheckContext
+from peerguard.domain.checks.peering import describe, pcx_finding
+from peerguard.domain.findings import Finding, Remediation, Severity
+from peerguard.domain.model import (
     ACTIVE,
     DEAD_STATES,
     PeeringConnection,
@@ -22,6 +23,7 @@ from peerguard.model import (
     within,
 )
 
+RTB = "AWS::EC2::RouteTable"
 READ_ROUTES = (
     "ec2:DescribeVpcPeeringConnections",
     "ec2:DescribeVpcs",
@@ -40,18 +42,13 @@ def route_finding(
     key: str,
     remediation: Remediation | None = None,
 ) -> Finding:
-    meta = REGISTRY[check_id]
     vpc = snap.vpcs.get(rt.vpc_id)
-    return Finding(
-        check_id=check_id,
-        severity=meta.severity,
-        resource_type="AWS::EC2::RouteTable",
+    return entry(check_id).finding(
         resource_id=rt.route_table_id,
         account_id=rt.owner_id or (vpc.owner_id if vpc else snap.account_id),
         region=vpc.region if vpc else "",
         vpc_id=rt.vpc_id,
         peering_connection_id=pcx_id,
-        title=meta.title,
         detail=detail,
         remediation=remediation,
         key=key,
@@ -131,7 +128,10 @@ def _create_route(rt: RouteTable, destination: str, pcx_id: str) -> Remediation:
     risk="Requests leave through the peering but replies are dropped: connections time out.",
     fix="Add the mirror route via the same pcx to the table that lacks it: the peer VPC's "
     "CIDR block when the forward route covers a whole block, else only the peer subnet's range.",
+    resource_type=RTB,
     iam_actions=READ_ROUTES,
+    automatic_fix="adds the mirror route via the same pcx, in fix mode, where no other route "
+    "conflicts",
 )
 def missing_reciprocal(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     gaps: dict[tuple[str, str, str], _Gap] = {}
@@ -271,7 +271,9 @@ def _merge_subsumed(gaps: dict[tuple[str, str, str], _Gap]) -> None:
     risk="Traffic to that range is silently dropped; a stale route also blocks a new one "
     "for the same range.",
     fix="Delete the route (and re-create it via a live peering if the range is still needed).",
+    resource_type=RTB,
     iam_actions=READ_ROUTES,
+    automatic_fix="deletes the dead route, in fix mode",
 )
 def blackhole(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     for rt in own_visible_tables(snap):
@@ -312,6 +314,7 @@ def blackhole(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     "VPC, the internet or on-premises through the peer is dropped.",
     fix="Route only the peer VPC's own CIDR blocks through the peering; reach other networks "
     "with their own peering, a Transit Gateway or PrivateLink.",
+    resource_type=RTB,
     iam_actions=READ_ROUTES,
 )
 def outside_peer_cidr(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
@@ -352,6 +355,7 @@ def _live_peering_routes(snap: Snapshot) -> Iterator[tuple[RouteTable, Route, Pe
     risk="Part of the peer VPC is reached through another target, which is easy to miss "
     "when debugging.",
     fix="Check the more specific route is intended; remove it or narrow the peering route.",
+    resource_type=RTB,
     iam_actions=READ_ROUTES,
 )
 def shadowed(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
@@ -383,6 +387,7 @@ def shadowed(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     "Other side of the peering could not be read",
     risk="Return routes on the other side cannot be verified from this account.",
     fix="Deploy PeerGuard in the peer account/region, or audit with access to it.",
+    resource_type="AWS::EC2::VPCPeeringConnection",
     iam_actions=("ec2:DescribeVpcPeeringConnections",),
 )
 def peer_side_unverified(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from peerguard.checks.registry import REGISTRY, CheckContext, check
-from peerguard.findings import Finding, Remediation, Severity
-from peerguard.model import (
+from peerguard.domain.catalogue import check, entry
+from peerguard.domain.checks.context import CheckContext
+from peerguard.domain.findings import Finding, Remediation, Severity
+from peerguard.domain.model import (
     ACTIVE,
     DEAD_STATES,
     PENDING_ACCEPTANCE,
@@ -17,6 +18,7 @@ from peerguard.model import (
 )
 
 READ = ("ec2:DescribeVpcPeeringConnections",)
+PCX = "AWS::EC2::VPCPeeringConnection"
 READ_NET = (
     "ec2:DescribeVpcPeeringConnections",
     "ec2:DescribeVpcs",
@@ -35,18 +37,14 @@ def pcx_finding(
     remediation: Remediation | None = None,
     key: str = "",
 ) -> Finding:
-    meta = REGISTRY[check_id]
-    return Finding(
-        check_id=check_id,
-        severity=severity or meta.severity,
-        resource_type="AWS::EC2::VPCPeeringConnection",
+    return entry(check_id).finding(
         resource_id=pcx.pcx_id,
         account_id=side.owner_id,
         region=side.region,
         vpc_id=side.vpc_id,
         peering_connection_id=pcx.pcx_id,
-        title=meta.title,
         detail=detail,
+        severity=severity,
         remediation=remediation,
         key=key,
     )
@@ -84,7 +82,10 @@ def describe(pcx: PeeringConnection) -> str:
     "Peering request waits for this account's acceptance",
     risk="Nothing flows until it is accepted; AWS expires the request after 7 days.",
     fix="Accept it if the requester is expected, or reject it.",
+    resource_type=PCX,
     iam_actions=READ,
+    automatic_fix="accepted by the acceptance function when the requester is allowlisted "
+    "and AutoAcceptPeerings is on",
 )
 def pending_acceptance(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     for pcx in snap.peerings.values():
@@ -115,27 +116,28 @@ def pending_acceptance(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
         )
 
 
-def allowlisted(ctx: CheckContext, side: PeeringSide) -> bool:
-    return any(e.matches(side.owner_id, side.region, side.vpc_id) for e in ctx.allowlist or ())
-
-
 @check(
     "peering.not_allowlisted",
     Severity.HIGH,
     "Peering with an account that is not on the allowlist",
     risk="A network path into this VPC from an account nobody approved.",
     fix="Reject or delete the peering, or add the account to the allowlist.",
+    resource_type=PCX,
     iam_actions=READ,
+    automatic_fix="a pending request is rejected once it waited RejectUnlistedAfterHours, if set",
+    needs_allowlist=True,
 )
 def not_allowlisted(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
-    if ctx.allowlist is None:
+    if ctx.allowlist.entries is None:
         return
     for pcx in snap.peerings.values():
         if pcx.status not in (PENDING_ACCEPTANCE, ACTIVE):
             continue
         for side in own_sides(snap, pcx):
             other = pcx.other(side.vpc_id)
-            if other.owner_id == snap.account_id or allowlisted(ctx, other):
+            if other.owner_id == snap.account_id or ctx.allowlist.allows(
+                other.owner_id, other.region, other.vpc_id
+            ):
                 continue
             pending = pcx.status == PENDING_ACCEPTANCE and side is pcx.accepter
             yield pcx_finding(
@@ -163,6 +165,7 @@ def not_allowlisted(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     risk="AWS refuses peering between overlapping ranges; traffic cannot be routed.",
     fix="Peering cannot work: expose the service with PrivateLink (endpoint service + NLB) "
     "or connect through a Transit Gateway with NAT, or re-address one VPC.",
+    resource_type=PCX,
     iam_actions=READ_NET,
 )
 def cidr_overlap(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
@@ -189,6 +192,7 @@ def cidr_overlap(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     "Peering request failed",
     risk="The requested connectivity does not exist.",
     fix="Read the status message; usually overlapping CIDRs or a wrong account/VPC id.",
+    resource_type=PCX,
     iam_actions=READ,
 )
 def failed(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
@@ -206,6 +210,7 @@ def failed(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     "Active peering that no route uses",
     risk="An unused path that still widens what can be reached if someone adds a route.",
     fix="Add routes on both sides, or delete the peering if it is not needed.",
+    resource_type=PCX,
     iam_actions=READ_NET,
 )
 def no_routes(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
@@ -233,7 +238,10 @@ def no_routes(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     risk="Instances in the peer VPC resolve this VPC's public hostnames to public IPs, so "
     "their traffic leaves the peering.",
     fix="Allow DNS resolution from the remote VPC on this side of the peering.",
+    resource_type=PCX,
     iam_actions=(*READ, "ec2:DescribeVpcAttribute"),
+    automatic_fix="allows DNS resolution from the remote VPC on this side, in fix mode with "
+    "FixPeerDns",
 )
 def dns_resolution_disabled(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     for pcx in snap.peerings.values():
@@ -275,10 +283,11 @@ def dns_resolution_disabled(snap: Snapshot, ctx: CheckContext) -> Iterator[Findi
     "Close to a peering or route quota",
     risk="The next peering or route will be refused, usually during an incident or a launch.",
     fix="Request a quota increase (Service Quotas) or consolidate with a Transit Gateway.",
+    resource_type="AWS::EC2::VPC",
     iam_actions=READ_NET,
 )
 def quota_near(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
-    meta = REGISTRY["peering.quota_near"]
+    meta = entry("peering.quota_near")
     counts: dict[str, int] = {}
     for pcx in snap.peerings.values():
         if pcx.status == ACTIVE:
@@ -289,15 +298,11 @@ def quota_near(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
         if vpc is None or vpc.owner_id != snap.account_id:
             continue
         if n >= ctx.peering_quota * ctx.quota_ratio:
-            yield Finding(
-                check_id=meta.id,
-                severity=meta.severity,
-                resource_type="AWS::EC2::VPC",
+            yield meta.finding(
                 resource_id=vpc_id,
                 account_id=vpc.owner_id,
                 region=vpc.region,
                 vpc_id=vpc_id,
-                title=meta.title,
                 detail=f"{vpc_id} has {n} active peerings of a quota of {ctx.peering_quota}.",
                 key="peerings",
             )
@@ -305,15 +310,12 @@ def quota_near(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
         n = len(rt.routes)
         vpc = snap.vpcs.get(rt.vpc_id)
         if vpc is not None and n >= ctx.route_quota * ctx.quota_ratio:
-            yield Finding(
-                check_id=meta.id,
-                severity=meta.severity,
+            yield meta.finding(
                 resource_type="AWS::EC2::RouteTable",
                 resource_id=rt.route_table_id,
                 account_id=vpc.owner_id,
                 region=vpc.region,
                 vpc_id=rt.vpc_id,
-                title=meta.title,
                 detail=f"{rt.route_table_id} has {n} routes of a quota of {ctx.route_quota}.",
                 key="routes",
             )

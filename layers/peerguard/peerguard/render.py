@@ -1,13 +1,22 @@
-"""Findings for people: a table grouped by peering, most severe first. Pure."""
+"""Text for people: audit findings grouped by peering, and what the executor did. Pure."""
 
 from __future__ import annotations
 
 import textwrap
 
-from peerguard.audit import AuditResult
-from peerguard.findings import Finding
+from peerguard.domain.findings import Finding
+from peerguard.domain.plans.actions import Report, Status
+from peerguard.usecases.pipeline import AuditResult
 
 WIDTH = 100
+_ORDER = (
+    Status.APPLIED,
+    Status.VERIFIED,
+    Status.FAILED,
+    Status.PENDING,
+    Status.SKIPPED,
+    Status.PROPOSED,
+)
 
 
 def _group_key(f: Finding) -> str:
@@ -26,7 +35,7 @@ def finding_lines(f: Finding, width: int = WIDTH) -> list[str]:
     return lines
 
 
-def table(result: AuditResult) -> str:
+def audit_table(result: AuditResult) -> str:
     s = result.summary()
     lines = [
         f"PeerGuard audit of account {s['account_id']} in {', '.join(s['regions']) or '-'}: "
@@ -49,4 +58,26 @@ def table(result: AuditResult) -> str:
     counts = ", ".join(f"{n} {k}" for k, n in s["by_severity"].items() if n)
     lines.append("")
     lines.append(f"{s['total']} findings: {counts}")
+    return "\n".join(lines) + "\n"
+
+
+def changes_table(report: Report) -> str:
+    """What the executor did with each planned call, grouped by outcome."""
+    by = {s: report.with_status(s) for s in _ORDER}
+    counts = ", ".join(f"{len(v)} {s.value}" for s, v in by.items() if v)
+    lines = [
+        f"Remediation (mode {report.mode.value}, at most {report.max_changes} changes): "
+        f"{counts or 'nothing to do'}"
+    ]
+    for status, items in by.items():
+        for o in items:
+            f = o.finding
+            lines.append(f"  {status.value.upper():<9} {f.check_id:<34} {f.resource_id}")
+            lines.append(f"            call: {o.action.call.cli()}")
+            if status is Status.APPLIED and o.action.undo is not None:
+                lines.append(f"            undo: {o.action.undo.cli()}")
+            lines.extend(
+                f"            {w}"
+                for w in textwrap.wrap(o.message, WIDTH - 12, break_on_hyphens=False)
+            )
     return "\n".join(lines) + "\n"

@@ -10,14 +10,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from peerguard import clock
 from peerguard.aws import parse
 from peerguard.aws.clients import Clients
-from peerguard.model import ACTIVE, PeeringConnection, RouteTable, Snapshot, Subnet, Vpc
+from peerguard.domain.model import (
+    ACTIVE,
+    PENDING_ACCEPTANCE,
+    PeeringConnection,
+    RouteTable,
+    Snapshot,
+    Subnet,
+    Vpc,
+)
+from peerguard.domain.scope import Scope
 
 DENIED = frozenset(
     {"UnauthorizedOperation", "AccessDenied", "AccessDeniedException", "AuthFailure"}
@@ -33,19 +42,6 @@ READ_ACTIONS = (
     "ec2:DescribeVpcPeeringConnections",
     "ec2:DescribeVpcAttribute",
 )
-
-
-@dataclass(frozen=True)
-class Scope:
-    """What a change touched. Empty = nothing to read."""
-
-    vpc_ids: frozenset[str] = frozenset()
-    peering_ids: frozenset[str] = frozenset()
-    route_table_ids: frozenset[str] = frozenset()
-    subnet_ids: frozenset[str] = frozenset()
-
-    def __bool__(self) -> bool:
-        return bool(self.vpc_ids or self.peering_ids or self.route_table_ids or self.subnet_ids)
 
 
 @dataclass
@@ -124,6 +120,50 @@ class Reader:
         r.peerings = peerings
         return self._snapshot(parts)
 
+    def pending_requests(
+        self, regions: Iterable[str], pcx_ids: frozenset[str] | None = None
+    ) -> tuple[list[PeeringConnection], list[str], list[str]]:
+        """Requests pending acceptance by this account, each seen from its accepter's region.
+
+        Returns (requests, regions listed in full, warnings). Filters are applied again in code.
+        """
+        found: dict[str, PeeringConnection] = {}
+        listed, warnings = [], []
+        flt: dict[str, Iterable[str]] = {
+            "status-code": [PENDING_ACCEPTANCE],
+            "accepter-vpc-info.owner-id": [self.account_id],
+        }
+        if pcx_ids:
+            flt["vpc-peering-connection-id"] = pcx_ids
+        for region in regions:
+            r = _Region(region)
+            items = list(
+                self._paginate(
+                    r,
+                    "peerings",
+                    "describe_vpc_peering_connections",
+                    "VpcPeeringConnections",
+                    flt,
+                    combine=True,
+                )
+            )
+            if r.partial:
+                warnings += [
+                    w.replace("not checked there", "requests there not checked") for w in r.warnings
+                ]
+                continue
+            listed.append(region)
+            for item in items:
+                p = parse.peering(item, region)
+                if (
+                    p.status == PENDING_ACCEPTANCE
+                    and p.accepter.owner_id == self.account_id
+                    and p.accepter.region == region
+                    and (pcx_ids is None or p.pcx_id in pcx_ids)
+                ):
+                    found[p.pcx_id] = p
+        return sorted(found.values(), key=lambda p: p.pcx_id), listed, warnings
+
     # -- reads ----------------------------------------------------------------
 
     def _own_vpcs_by_region(
@@ -144,11 +184,21 @@ class Reader:
         r.tables |= self._tables(r, {"vpc-id": ids})
 
     def _paginate(
-        self, r: _Region, kind: str, op: str, key: str, filters: Mapping[str, Iterable[str]] | None
+        self,
+        r: _Region,
+        kind: str,
+        op: str,
+        key: str,
+        filters: Mapping[str, Iterable[str]] | None,
+        combine: bool = False,
     ) -> Iterator[dict[str, Any]]:
+        """Every item of a describe call. Filters of different names are separate requests
+        (their union), unless `combine` asks for one request matching all of them."""
         ec2 = self.clients.client("ec2", r.region)
         batches: list[list[dict[str, Any]]] = [[]]
-        if filters:
+        if filters and combine:
+            batches = [[{"Name": n, "Values": sorted(v)} for n, v in filters.items()]]
+        elif filters:
             batches = []
             for name, values in filters.items():
                 vals = sorted(values)
@@ -248,7 +298,7 @@ class Reader:
                     )
         return Snapshot(
             account_id=self.account_id,
-            taken_at=datetime.now(UTC),
+            taken_at=clock.now(),
             readable=frozenset(
                 (self.account_id, p.region) for p in parts if (p.region, "vpcs") not in p.partial
             ),

@@ -1,0 +1,82 @@
+"""Which findings an audit could have produced, so only those can be resolved by it. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from peerguard.domain.model import Snapshot
+from peerguard.domain.scope import Scope
+
+
+class Stored(Protocol):
+    """What coverage needs to know of a stored finding."""
+
+    @property
+    def check_id(self) -> str: ...
+    @property
+    def account_id(self) -> str: ...
+    @property
+    def region(self) -> str: ...
+    @property
+    def resource_id(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """A stored finding is covered when its check ran, its account and region were read in
+    full, and (for a scoped audit) its resource was looked at. `resource_ids` None means
+    every resource of the regions (a full audit).
+    """
+
+    account_id: str
+    regions: frozenset[str]
+    check_ids: frozenset[str]
+    resource_ids: frozenset[str] | None = None
+
+    def covers(self, state: Stored) -> bool:
+        return (
+            state.check_id in self.check_ids
+            and state.account_id == self.account_id
+            and state.region in self.regions
+            and (self.resource_ids is None or state.resource_id in self.resource_ids)
+        )
+
+    def without(self, check_ids: Iterable[str]) -> Coverage:
+        return Coverage(
+            self.account_id, self.regions, self.check_ids - set(check_ids), self.resource_ids
+        )
+
+    @classmethod
+    def nothing(cls, account_id: str, region: str) -> Coverage:
+        """Covers nothing: announce, never resolve."""
+        return cls(account_id, frozenset({region}), frozenset(), frozenset())
+
+    @classmethod
+    def of_snapshot(
+        cls, snapshot: Snapshot, check_ids: Iterable[str], scope: Scope | None = None
+    ) -> Coverage:
+        """What an audit over `snapshot` covered. Regions where a describe call failed are left
+        out: a finding there may only look gone because it could not be read."""
+        broken = {region for region, _ in snapshot.partial}
+        regions = frozenset(
+            r for acct, r in snapshot.readable if acct == snapshot.account_id and r not in broken
+        )
+        resource_ids: frozenset[str] | None = None
+        if scope is not None:
+            # Looked up but not found counts as covered: a deleted route table resolves.
+            read_vpcs = set(snapshot.vpcs)
+            peerings = {
+                p.pcx_id
+                for p in snapshot.peerings.values()
+                if p.pcx_id in scope.peering_ids or {s.vpc_id for s in p.sides} & read_vpcs
+            }
+            resource_ids = frozenset(
+                scope.ids()
+                | read_vpcs
+                | set(snapshot.subnets)
+                | set(snapshot.route_tables)
+                | peerings
+            )
+        return cls(snapshot.account_id, regions, frozenset(check_ids), resource_ids)

@@ -1,0 +1,112 @@
+"""A CloudTrail-recorded EC2 call: audit just what it touched.
+
+Non-route findings are announced (and fixed, in fix mode) at once; route findings are parked
+on the grace queue, because people build peerings in several calls, and confirmed by
+`peerguard.usecases.grace` once the grace period is over.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from peerguard.domain import catalogue
+from peerguard.domain.coverage import Coverage
+from peerguard.domain.findings import Finding
+from peerguard.events import Change, parse_change
+from peerguard.events.grace import GraceBody
+from peerguard.observability import MetricUnit, logger, metrics
+from peerguard.settings import ChangeAuditorSettings
+from peerguard.usecases import pipeline
+from peerguard.usecases.pipeline import Runtime
+
+FAILED_REQUEST = "peering.failed"
+
+
+def route_checks() -> frozenset[str]:
+    """The checks whose findings wait out the grace period."""
+    return frozenset(c for c in catalogue.checks() if c.startswith("route."))
+
+
+def on_change(rt: Runtime, event: Any, context: Any = None) -> dict[str, Any]:
+    """One EventBridge event. Never raises for a bad event: it is logged and counted."""
+    change = pipeline.parse_or_report(parse_change, event)
+    if isinstance(change, dict):
+        return change
+    logger.append_keys(event_id=change.event_id, event_name=change.event_name)
+    return pipeline.once_per_event(rt, event, lambda: handle_change(rt, change), context)
+
+
+def handle_change(rt: Runtime, change: Change) -> dict[str, Any]:
+    if change.failed:
+        return _failed_call(rt, change)
+    scope = change.scope()
+    if not scope:
+        # Security group, NACL and flow-log calls: no check reads those resources yet;
+        # a disassociation names only its (now gone) association id. The sweep covers them.
+        logger.info("nothing in scope", extra={"association_ids": sorted(change.association_ids)})
+        metrics.add_metric(name="OutOfScopeEvents", unit=MetricUnit.Count, value=1)
+        return {"status": "out-of-scope", "event_name": change.event_name}
+    regions = [change.region, *(r for r in rt.regions if r != change.region)]
+    ctx = rt.context()
+    result = pipeline.audit(rt.clients, regions, ctx, scope=scope)
+    pipeline.observe(result)
+    waiting = route_checks()
+    routes = [f for f in result.findings if f.check_id in waiting]
+    coverage = result.coverage(scope)
+    findings = result.findings
+    deferred = bool(routes) and defer(rt, change, regions, scope)
+    if deferred:
+        coverage = coverage.without(waiting)
+        findings = [f for f in result.findings if f.check_id not in waiting]
+    findings = pipeline.remediate(rt, result, findings, ctx, change.event_id, regions)
+    return {
+        "status": "audited",
+        "event_name": change.event_name,
+        "findings": len(result.findings),
+        "deferred": len(routes) if deferred else 0,
+        "api_calls": result.api_calls,
+        "notify": pipeline.announce(rt, findings, coverage),
+    }
+
+
+def defer(rt: Runtime, change: Change, regions: list[str], scope: Any) -> bool:
+    """Park a change's route findings for the grace period; False when there is none."""
+    s = rt.settings
+    assert isinstance(s, ChangeAuditorSettings)
+    if s.grace_minutes == 0 or not s.grace_queue_url:
+        return False
+    body = GraceBody.of(change.event_id, change.event_name, regions, scope)
+    rt.clients.client("sqs").send_message(
+        QueueUrl=s.grace_queue_url,
+        MessageBody=body.model_dump_json(),
+        DelaySeconds=s.grace_minutes * 60,
+    )
+    metrics.add_metric(name="DeferredChanges", unit=MetricUnit.Count, value=1)
+    return True
+
+
+def _failed_call(rt: Runtime, change: Change) -> dict[str, Any]:
+    """A refused call changed nothing; a refused peering request is still worth knowing."""
+    if change.event_name != "CreateVpcPeeringConnection":
+        return pipeline.ignored(f"the call failed ({change.error_code}): it changed nothing")
+    finding = failed_request_finding(change)
+    nothing = Coverage.nothing(change.account_id, change.region)
+    return {"status": "failed-call", "notify": pipeline.announce(rt, [finding], nothing)}
+
+
+def failed_request_finding(change: Change) -> Finding:
+    vpcs = ", ".join(sorted(change.vpc_ids)) or "an unknown VPC"
+    peers = ", ".join(sorted(change.peer_account_ids)) or change.account_id
+    vpc_id = min(change.vpc_ids) if change.vpc_ids else None
+    return catalogue.entry(FAILED_REQUEST).finding(
+        resource_type="AWS::EC2::VPC",
+        resource_id=vpc_id or change.event_id,
+        account_id=change.account_id,
+        region=change.region,
+        vpc_id=vpc_id,
+        title="Peering request refused by EC2",
+        detail=f"{change.actor or 'Someone'} asked to peer {vpcs} with account {peers} at "
+        f"{change.event_time:%Y-%m-%d %H:%M} UTC and EC2 refused: {change.error_code}: "
+        f"{change.error_message or 'no message'}.",
+        key=change.event_id,
+    )
