@@ -5,34 +5,33 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import boto3
 import pytest
 
 from peerguard import cli
-from peerguard.aws.clients import Clients
 from tests.integration.test_remediation import build, error_response, routes_by_table
 
 REGION = "us-east-1"
 
 
-class AwsDryRunClients(Clients):
-    """Clients whose EC2 answers DryRun=True like AWS (moto 5.2.5 would make the change)."""
-
-    def client(self, service: str, region: str | None = None) -> Any:
-        c = super().client(service, region)
-        if service == "ec2" and not getattr(c, "_answers_dry_run", False):
-            c.meta.events.register("before-call.ec2", _answer_dry_run)
-            c._answers_dry_run = True
-        return c
-
-
 def _answer_dry_run(params: dict[str, Any], **_: Any) -> Any:
+    """EC2's answer to DryRun=True (moto 5.2.5 would make the change instead)."""
     if str(params.get("body", {}).get("DryRun", "")).lower() == "true":
         return error_response("DryRunOperation", 412)
     return None
 
 
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = cli.main(["audit", "--region", REGION, *args])
+def session_with(event: str, handler: Any) -> boto3.Session:
+    """A session whose every client runs `handler` on `event` (faults moto cannot make)."""
+    session = boto3.Session(region_name=REGION)
+    session._session.register(event, handler)  # botocore session: all its clients
+    return session
+
+
+def run(
+    capsys: pytest.CaptureFixture[str], *args: str, session: boto3.Session | None = None
+) -> tuple[int, str, str]:
+    code = cli.main(["audit", "--region", REGION, *args], session=session)
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -72,12 +71,12 @@ def test_fix_table_shows_what_was_done(ec2: Any, capsys: pytest.CaptureFixture[s
 
 
 def test_dry_run_prints_the_calls_and_changes_nothing(
-    ec2: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    ec2: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(cli, "Clients", AwsDryRunClients)
     t = build(ec2)
     before = routes_by_table(ec2)
-    code, out, _ = run(capsys, "--mode", "dry-run")
+    like_aws = session_with("before-call.ec2", _answer_dry_run)
+    code, out, _ = run(capsys, "--mode", "dry-run", session=like_aws)
     assert routes_by_table(ec2) == before
     assert "4 verified" in out
     assert (
@@ -103,23 +102,14 @@ def test_bad_flags_are_one_line_usage_errors(
     assert err.count("\n") == 1 and message in err and err.startswith("peerguard: error: usage:")
 
 
-def test_denied_fix_is_reported_not_a_crash(
-    ec2: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    class DeniedClients(Clients):
-        def client(self, service: str, region: str | None = None) -> Any:
-            c = super().client(service, region)
-            if service == "ec2" and not getattr(c, "_denies", False):
-                c.meta.events.register(
-                    "before-call.ec2.DeleteRoute",
-                    lambda **_: error_response("UnauthorizedOperation", 403),
-                )
-                c._denies = True
-            return c
-
-    monkeypatch.setattr(cli, "Clients", DeniedClients)
+def test_denied_fix_is_reported_not_a_crash(ec2: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    denied = session_with(
+        "before-call.ec2.DeleteRoute", lambda **_: error_response("UnauthorizedOperation", 403)
+    )
     build(ec2)
-    code, out, _ = run(capsys, "--mode", "fix", "--format", "json", "--fail-on", "medium")
+    code, out, _ = run(
+        capsys, "--mode", "fix", "--format", "json", "--fail-on", "medium", session=denied
+    )
     body = json.loads(out)
     rem = body["remediation"]
     assert rem["counts"]["failed"] == 2 and rem["counts"]["applied"] == 2

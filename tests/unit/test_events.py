@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from peerguard.aws.reader import Scope
+from peerguard.domain.scope import Scope
 from peerguard.events import (
     CALL_MODELS,
     EVENT_NAMES,

@@ -153,12 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def cmd_audit(args: argparse.Namespace) -> int:
+def cmd_audit(args: argparse.Namespace, session: boto3.Session | None) -> int:
     try:
         selected = resolve(args.checks.split(",") if args.checks is not None else None)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    session = boto3.Session(profile_name=args.profile) if args.profile else boto3.Session()
+    if session is None:
+        session = boto3.Session(profile_name=args.profile) if args.profile else boto3.Session()
     regions = args.regions or [session.region_name or ""]
     if not regions[0]:
         raise UsageError("no region given: use --region or set AWS_REGION")
@@ -241,11 +242,16 @@ def cmd_checks(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None) -> int:
+    """The command line. `session`: the AWS session to use (default: from the environment
+    and --profile); embedders and tests pass their own."""
     try:
-        args = build_parser().parse_args(argv)
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as done:  # --help, --version: printed, not an error
+            return int(done.code or 0)
         if args.command == "audit":
-            return cmd_audit(args)
+            return cmd_audit(args, session)
         if args.command == "checks":
             return cmd_checks(args)
         return cmd_demo(args)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 
-ACCOUNT_ID = re.compile(r"^\d{12}$")
+ACCOUNT_ID = re.compile(r"^\d{12}\Z")
 # us-east-1, eu-central-2, us-gov-west-1, cn-north-1, ap-southeast-5 ...
-REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}\Z")
 # EC2 ids: a prefix, a dash, and (in AWS) 8 or 17 hex digits. Accepted here: up to 32
 # letters and digits, so samples with ids like vpc-1 still parse; never a space, a control
 # character or anything else a request should not carry.
-_HEX_ID = r"-[0-9A-Za-z]{1,32}$"
+_HEX_ID = r"-[0-9A-Za-z]{1,32}\Z"
 RESOURCE_PREFIXES = (
     "vpc",
     "pcx",

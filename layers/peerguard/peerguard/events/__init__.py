@@ -61,7 +61,7 @@ SCHEDULE_DETAIL_TYPE = "Scheduled Event"
 SCHEDULE_SOURCE = "aws.events"
 
 # EventBridge ids and CloudTrail eventIDs are UUIDs; allow any plain token of sane length.
-_EVENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_EVENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z")
 _ENVELOPE_KEYS = (
     "version",
     "id",

@@ -310,9 +310,14 @@ def parse_or_report(parse: Callable[[Any], T], event: Any) -> T | dict[str, Any]
     except NotOurs as e:
         return ignored(str(e))
     except MalformedEvent as e:
-        logger.warning("malformed event", extra={"reason": str(e)})
-        metrics.add_metric(name="MalformedEvents", unit=MetricUnit.Count, value=1)
-        return {"status": "malformed", "reason": str(e)}
+        return malformed(str(e))
+
+
+def malformed(reason: str) -> dict[str, Any]:
+    """Logged with its one-line reason and counted; returned, not raised, so no retries."""
+    logger.warning("malformed event", extra={"reason": reason})
+    metrics.add_metric(name="MalformedEvents", unit=MetricUnit.Count, value=1)
+    return {"status": "malformed", "reason": reason}
 
 
 def ignored(reason: str) -> dict[str, Any]:
