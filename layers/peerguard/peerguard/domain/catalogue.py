@@ -23,11 +23,13 @@ if TYPE_CHECKING:
 
 
 class Kind(StrEnum):
+    """In catalogue order."""
+
     CHECK = "check"  # a check over the snapshot
+    FLOW = "flow"  # a flow-log anomaly
+    SETUP = "setup"  # PeerGuard itself is not set up right
     ACCEPTANCE = "acceptance"  # what the acceptance function decided or did
     REMEDIATION = "remediation"  # what a fix did
-    SETUP = "setup"  # PeerGuard itself is not set up right
-    FLOW = "flow"  # a flow-log anomaly
 
 
 @dataclass(frozen=True)

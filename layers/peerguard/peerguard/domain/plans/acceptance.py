@@ -259,7 +259,9 @@ DEFERRED = _entry(
     Severity.LOW,
     "Acceptance step held back",
     "A decided step waits for the next run (change cap, or the peering not active yet).",
-    "Nothing to do; it is retried on the next run. Raise MaxChangesPerRun if it keeps waiting.",
+    "An accept held back by the change cap is retried on the next run (raise "
+    "MaxChangesPerRun if it keeps waiting); a return route held back because the peering "
+    "was not active yet is in the message, to add by hand.",
 )
 # The changes the acceptance function can make (template.yaml grants exactly these).
 IAM_ACTIONS = tuple(
