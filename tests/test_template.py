@@ -11,6 +11,7 @@ from peerguard.aws.allowlist import IAM_ACTION as ALLOWLIST_READ
 from peerguard.aws.reader import READ_ACTIONS
 from peerguard.domain import catalogue
 from peerguard.domain.plans import acceptance, rails, remediation
+from peerguard.domain.setup import TRAIL_READS
 from tests.cfn import ROOT, functions, template
 
 MUTATING_EC2 = set(rails.IAM_ACTIONS)
@@ -79,6 +80,17 @@ def test_conditional_grants_are_exactly_the_changes_the_code_makes(
         if a.startswith("ec2:")
     }
     assert granted == set(makes)
+
+
+def test_only_the_sweep_reads_trail_coverage_and_exactly_what_it_calls() -> None:
+    for name, fn in functions().items():
+        grants = {
+            a
+            for _, s in statements(fn["Properties"]["Policies"])
+            for a in actions(s)
+            if a.startswith("cloudtrail:")
+        }
+        assert grants == (set(TRAIL_READS) if name == "SweepFunction" else set()), name
 
 
 def test_every_change_the_planners_make_has_a_rail() -> None:

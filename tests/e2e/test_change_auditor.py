@@ -236,10 +236,19 @@ def test_slack_down_is_retried_then_dead_lettered_while_sns_still_gets_the_findi
 # -- the sweep -----------------------------------------------------------------------------------
 
 
+def logging_trail() -> None:
+    """A multi-region trail logging management events: what makes the change auditor hear."""
+    boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="trail-logs")
+    ct = boto3.client("cloudtrail", region_name="us-east-1")
+    ct.create_trail(Name="management", S3BucketName="trail-logs", IsMultiRegionTrail=True)
+    ct.start_logging(Name="management")
+
+
 def test_the_sweep_resolves_a_finding_that_went_away(
     deploy: Callable[..., World], one_sided: Pair, ec2: Any
 ) -> None:
     world = deploy(GracePeriodMinutes="0")
+    logging_trail()
     world.stack.deliver(create_route_event(one_sided))
     (announced,) = world.sns()
     fix_by_hand(ec2, one_sided)
@@ -256,3 +265,18 @@ def test_the_sweep_resolves_a_finding_that_went_away(
     item = state(world.stack.physical["StateTable"], announced["body"]["fingerprint"])
     assert item is not None and item["status"]["S"] == "resolved"
     assert "RESOLVED" in section_texts(world.slack.posts[-1])
+
+
+def test_the_sweep_says_when_no_trail_feeds_the_change_auditor(
+    deploy: Callable[..., World],
+) -> None:
+    world = deploy()
+    summary = world.stack.invoke("SweepFunction", sample("schedule"))
+    (message,) = [m for m in world.sns() if m["body"]["check_id"] == "setup.no_trail"]
+    assert message["body"]["severity"] == "medium" and "us-east-1" in message["body"]["detail"]
+    assert summary["notify"]["decisions"]["new"] >= 1
+
+    logging_trail()
+    world.stack.invoke("SweepFunction", sample("schedule"))
+    (resolved,) = [m for m in world.sns() if m["body"]["check_id"] == "setup.no_trail"]
+    assert resolved["body"]["status"] == "resolved"

@@ -150,7 +150,8 @@ def entries() -> dict[str, Entry]:
     """Every entry, in catalogue order (checks first, by area)."""
     # The modules that define entries; importing them registers them.
     import peerguard.domain.checks
-    import peerguard.domain.plans  # noqa: F401
+    import peerguard.domain.plans
+    import peerguard.domain.setup  # noqa: F401
 
     return _ENTRIES
 

@@ -43,6 +43,11 @@ class Coverage:
             and (self.resource_ids is None or state.resource_id in self.resource_ids)
         )
 
+    def plus(self, *check_ids: str) -> Coverage:
+        return Coverage(
+            self.account_id, self.regions, self.check_ids | set(check_ids), self.resource_ids
+        )
+
     def without(self, check_ids: Iterable[str]) -> Coverage:
         return Coverage(
             self.account_id, self.regions, self.check_ids - set(check_ids), self.resource_ids
