@@ -11,7 +11,7 @@ from peerguard.aws.allowlist import IAM_ACTION as ALLOWLIST_READ
 from peerguard.aws.reader import READ_ACTIONS
 from peerguard.domain import catalogue
 from peerguard.domain.plans import acceptance, rails, remediation
-from tests.cfn import ROOT, functions, template
+from peerguard_lab.template import ROOT, functions, template
 
 MUTATING_EC2 = set(rails.IAM_ACTIONS)
 
