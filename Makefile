@@ -14,7 +14,7 @@ $(STAMP): requirements/runtime.txt requirements/dev.txt requirements/dev.lock py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements/dev.txt -c requirements/dev.lock
-	$(BIN)/pip install -q --no-deps -e .
+	$(BIN)/pip install -q -e '.[demo]' -c requirements/dev.lock  # peerguard and the lab
 	touch $@
 
 test: $(STAMP)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from peerguard.docs import catalogue_markdown
-from tests.cfn import ROOT
+from peerguard_lab.template import ROOT
 
 
 def test_readme_catalogue_matches_the_registered_checks() -> None:

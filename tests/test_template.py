@@ -12,7 +12,7 @@ from peerguard.aws.reader import READ_ACTIONS
 from peerguard.domain import catalogue
 from peerguard.domain.plans import acceptance, rails, remediation
 from peerguard.domain.setup import TRAIL_READS
-from tests.cfn import ROOT, functions, template
+from peerguard_lab.template import ROOT, functions, template
 
 MUTATING_EC2 = set(rails.IAM_ACTIONS)
 

@@ -33,7 +33,8 @@ from peerguard.domain.dedup import OPEN, RESOLVED
 from peerguard.domain.findings import Finding, Severity
 from peerguard.notify import dispatch
 from peerguard.state.findings import PREFIX, FindingStore, from_item
-from tests.integration.test_state_store import TABLE, make_table
+from peerguard_lab.stack import create_table
+from tests.integration.test_state_store import TABLE
 
 ACCOUNT, REGION, ELSEWHERE = "123456789012", "us-east-1", "eu-west-1"
 NOW = __import__("datetime").datetime(2026, 12, 1, tzinfo=__import__("datetime").UTC)
@@ -147,7 +148,7 @@ def scan_open(ddb: Any, coverage: Coverage) -> list[Any]:
 def measure(unrelated: int, repeats: int) -> dict[str, Any]:
     with mock_aws():
         ddb = boto3.client("dynamodb", region_name=REGION)
-        make_table(ddb)
+        create_table(ddb, TABLE)
         store = FindingStore(ddb, TABLE, retention=timedelta(days=30))
         fill(ddb, store, unrelated)
         scope = {f"rtb-open{i:04d}" for i in range(3)} | {"vpc-0a1b2c3d", "pcx-0a1b2c3d"}

@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from peerguard.aws.clients import Clients
-from peerguard.demo.emulator import REGION, Emulator
 from peerguard.observability import logger, metrics
 from peerguard.runtime import Runtime
 from peerguard.service import on_change
 from peerguard.settings import Settings
+from peerguard_lab.emulator import REGION, Emulator
 from tests.bench.counting import RequestCounter
 from tests.bench.ring import Ring, cidr
 

@@ -33,9 +33,9 @@ from pathlib import Path
 
 import boto3
 
-from peerguard.demo.emulator import REGION, Emulator
 from peerguard.domain.checks import CheckContext, resolve
 from peerguard.usecases.pipeline import audit
+from peerguard_lab.emulator import REGION, Emulator
 from tests.bench.change import (
     ChangeRow,
     change_table,

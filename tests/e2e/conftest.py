@@ -10,13 +10,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
 
+from peerguard.aws.clients import Clients
 from peerguard.notify import core
 from peerguard.notify import slack as slack_module
-from tests.e2e.harness import REGION, Stack
-from tests.fakes import FakeSlack, fake_slack_server
+from peerguard_lab.slack import FakeSlack, store_webhook
+from peerguard_lab.stack import Stack
 from tests.integration import awsnet
 
 
@@ -35,8 +35,8 @@ class World:
 
 @pytest.fixture
 def slack() -> Iterator[tuple[FakeSlack, str]]:
-    with fake_slack_server() as server:
-        yield server
+    with FakeSlack() as server:
+        yield server, server.url
 
 
 @pytest.fixture
@@ -50,15 +50,15 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 
 @pytest.fixture
-def deploy(aws: None, slack: tuple[FakeSlack, str], sleeps: list[float]) -> Callable[..., World]:
+def deploy(
+    clients: Clients, slack: tuple[FakeSlack, str], sleeps: list[float]
+) -> Callable[..., World]:
     """`deploy(GracePeriodMinutes="0", ...)`: the stack with these parameters and Slack."""
     fake, url = slack
-    secret = boto3.client("secretsmanager", region_name=REGION).create_secret(
-        Name="peerguard/slack-webhook", SecretString=url
-    )
+    secret = store_webhook(clients, url)
 
     def make(**parameters: str) -> World:
-        stack = Stack({"SlackWebhookSecretArn": secret["ARN"], **parameters})
+        stack = Stack({"SlackWebhookSecretArn": secret, **parameters}, clients)
         return World(stack, stack.subscribe_queue(), fake, sleeps)
 
     return make

@@ -17,8 +17,8 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.awsrequest import AWSResponse
 
 from peerguard.aws.clients import Clients
-from tests.cfn import ROOT
-from tests.e2e.harness import REGION, Stack
+from peerguard_lab.stack import REGION, Stack
+from peerguard_lab.template import ROOT
 
 US, PARTNER, STRANGER = "123456789012", "111111111111", "222222222222"
 ACCEPTANCE = "AcceptanceFunction"

@@ -11,9 +11,10 @@ import boto3
 import pytest
 
 from peerguard.state.findings import key_of
-from tests.cfn import TEMPLATE
+from peerguard_lab.events import sample
+from peerguard_lab.stack import REGION, sqs_clock_ahead
+from peerguard_lab.template import TEMPLATE
 from tests.e2e.conftest import Pair, World, emf_metrics
-from tests.e2e.harness import REGION, sample, sqs_clock_ahead
 from tests.integration import awsnet
 
 pytestmark = pytest.mark.skipif(not TEMPLATE.exists(), reason="template.yaml is not written yet")

@@ -1,33 +1,29 @@
 """The EventBridge rules in template.yaml route each sample in events/ to the right function.
 
-Matching is moto's EventBridge pattern matcher (moto's own `test_event_pattern` is a stub).
+Matching is moto's EventBridge pattern matcher (moto's own `test_event_pattern` is a stub), as
+the lab's `routes` applies it for the e2e tests and the demo.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
-from moto.events.models import EventPattern
 
 from peerguard.events import EVENT_NAMES
-from tests.cfn import ROOT, TEMPLATE, functions
+from peerguard_lab.events import load_sample as load
+from peerguard_lab.stack import routes
+from peerguard_lab.template import EVENTS, TEMPLATE, functions
 
 pytestmark = pytest.mark.skipif(
     not TEMPLATE.exists(), reason="template.yaml is not written yet (the lead owns it)"
 )
 
-EVENTS = ROOT / "events"
 CHANGE_AUDITOR, ACCEPTANCE = "ChangeAuditorFunction", "AcceptanceFunction"
 EXTRAS = {"schedule", "malformed.missing-event-name", "not-ours.AuthorizeSecurityGroupEgress"}
 # Every CloudTrail sample of a watched call, failed ones included (a failed peering request
 # is still worth a finding, so the rules must not filter on errorCode).
 CLOUDTRAIL_SAMPLES = sorted(p.stem for p in EVENTS.glob("*.json") if p.stem not in EXTRAS)
-
-
-def load(stem: str) -> dict[str, Any]:
-    return json.loads((EVENTS / f"{stem}.json").read_text())
 
 
 def rule_patterns(function: str) -> list[dict[str, Any]]:
@@ -42,14 +38,7 @@ def rule_patterns(function: str) -> list[dict[str, Any]]:
 
 def routed_to(event: dict[str, Any]) -> set[str]:
     """The functions whose EventBridge rules match the event."""
-    return {
-        name
-        for name in functions()
-        if any(
-            EventPattern.load(json.dumps(pattern)).matches_event(event)
-            for pattern in rule_patterns(name)
-        )
-    }
+    return set(routes(event))
 
 
 def test_change_auditor_rule_lists_exactly_the_watched_event_names() -> None:

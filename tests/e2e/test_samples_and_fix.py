@@ -10,9 +10,10 @@ import boto3
 import pytest
 
 from peerguard.events import EVENT_NAMES
-from tests.cfn import TEMPLATE
+from peerguard_lab.events import sample
+from peerguard_lab.stack import REGION, Stack
+from peerguard_lab.template import EVENTS, TEMPLATE
 from tests.e2e.conftest import World
-from tests.e2e.harness import EVENTS, REGION, Stack, sample
 from tests.integration import awsnet
 
 pytestmark = pytest.mark.skipif(not TEMPLATE.exists(), reason="template.yaml is not written yet")

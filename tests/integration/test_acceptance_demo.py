@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from peerguard.demo import Emulator
-from peerguard.demo.acceptance import render_acceptance, run_acceptance_demo
+from peerguard_lab.demo.acceptance import render_acceptance, run_acceptance_demo
+from peerguard_lab.emulator import Emulator
 
 
 def test_the_allowlisted_request_is_accepted_and_routed_the_unknown_one_alerted() -> None:

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from peerguard.demo import Emulator, Outcome, run_demo, run_scenarios
 from peerguard.usecases.pipeline import AuditResult
+from peerguard_lab.demo import Outcome, run_demo, run_scenarios
+from peerguard_lab.emulator import Emulator
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from peerguard.demo import Emulator, run_scenarios
-from peerguard.demo.repair import render_repair, run_repair_demo
+from peerguard_lab.demo import run_scenarios
+from peerguard_lab.demo.repair import render_repair, run_repair_demo
+from peerguard_lab.emulator import Emulator
 
 
 def test_fix_mode_repairs_the_seed_scenarios_and_changes_no_other_table() -> None:

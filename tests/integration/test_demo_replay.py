@@ -9,18 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from peerguard.demo import Emulator, run_scenarios
-from peerguard.demo.replay import (
-    NoCheckout,
-    Replayed,
-    Router,
-    from_sample,
-    render_replay,
-    replay,
-    slack_text,
-    steps_for,
-)
-from tests.cfn import ROOT, TEMPLATE
+from peerguard_lab.demo import run_scenarios
+from peerguard_lab.demo.replay import Replayed, render_replay, replay, slack_text, steps_for
+from peerguard_lab.emulator import Emulator
+from peerguard_lab.events import from_sample
+from peerguard_lab.template import ROOT, TEMPLATE, NoCheckout, load
 
 pytestmark = pytest.mark.skipif(not TEMPLATE.exists(), reason="template.yaml is not written yet")
 
@@ -126,13 +119,13 @@ def test_slack_text_renders_block_kit_compactly() -> None:
     assert slack_text(payload) == ["# PeerGuard: pcx-1", "open & y", "*A*", "aws ec2 x", "---"]
 
 
-def test_without_a_checkout_the_router_says_so_plainly(tmp_path: Path) -> None:
+def test_without_a_checkout_the_lab_says_so_plainly(tmp_path: Path) -> None:
     with pytest.raises(NoCheckout, match=r"no template.yaml and events/ at .*repository checkout"):
-        Router.from_checkout(tmp_path)
+        load(tmp_path)
 
 
 def test_scenarios_without_a_known_story_have_no_steps() -> None:
-    from peerguard.demo.scenarios import Scenario
+    from peerguard_lab.demo.scenarios import Scenario
 
     assert steps_for(Scenario("other", "Other", ())) == []
 
@@ -140,8 +133,8 @@ def test_scenarios_without_a_known_story_have_no_steps() -> None:
 def test_replay_works_when_the_handlers_were_imported_without_the_lambda_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from peerguard.demo.scenarios import hub_and_spokes
     from peerguard.observability import metrics
+    from peerguard_lab.demo.scenarios import hub_and_spokes
 
     # As in `peerguard demo`, where another demo step imports the handlers' modules first.
     monkeypatch.setattr(metrics, "namespace", None)

@@ -25,8 +25,9 @@ from peerguard.notify import (
 from peerguard.notify.securityhub import render
 from peerguard.notify.slack import SlackError
 from peerguard.state.findings import FindingStore
-from tests.fakes import FakeSlack, fake_slack_server
-from tests.integration.test_state_store import TABLE, make_table
+from peerguard_lab.slack import FakeSlack
+from peerguard_lab.stack import create_table
+from tests.integration.test_state_store import TABLE
 from tests.unit.test_notify_dedup import ACCOUNT, NOW, REGION, finding
 
 SECRET = "peerguard/slack-webhook"
@@ -37,8 +38,8 @@ SECRET = "peerguard/slack-webhook"
 
 @pytest.fixture
 def fake_slack() -> Iterator[tuple[FakeSlack, str]]:
-    with fake_slack_server() as server:
-        yield server
+    with FakeSlack() as server:
+        yield server, server.url
 
 
 @pytest.fixture
@@ -246,7 +247,7 @@ def test_security_hub_failed_findings_are_failures_of_those_findings() -> None:
 def world(topic_and_queue, secrets):  # type: ignore[no-untyped-def]
     sns, sqs, topic, queue = topic_and_queue
     dynamodb = boto3.client("dynamodb", region_name=REGION)
-    make_table(dynamodb)
+    create_table(dynamodb, TABLE)
     dlq = sqs.create_queue(QueueName="notify-dlq")["QueueUrl"]
     return {
         "store": FindingStore(dynamodb, TABLE),

@@ -11,26 +11,11 @@ import pytest
 from peerguard.domain.coverage import Coverage
 from peerguard.domain.dedup import OPEN, RESOLVED
 from peerguard.state.findings import FindingStore
-from tests.cfn import template
+from peerguard_lab.stack import create_table
 from tests.unit.test_notify_dedup import ACCOUNT, NOW, REGION, finding
 
 TABLE = "peerguard-state"
 CHECKS = frozenset({"route.missing_reciprocal"})
-
-
-def make_table(dynamodb) -> None:  # type: ignore[no-untyped-def]
-    """The state table exactly as template.yaml declares it (keys and indexes)."""
-    props = template()["Resources"]["StateTable"]["Properties"]
-    dynamodb.create_table(
-        TableName=TABLE,
-        KeySchema=props["KeySchema"],
-        AttributeDefinitions=props["AttributeDefinitions"],
-        GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"],
-        BillingMode=props["BillingMode"],
-    )
-    dynamodb.update_time_to_live(
-        TableName=TABLE, TimeToLiveSpecification=props["TimeToLiveSpecification"]
-    )
 
 
 def covering(account: str = ACCOUNT, resources: set[str] | None = None) -> Coverage:
@@ -42,7 +27,7 @@ def covering(account: str = ACCOUNT, resources: set[str] | None = None) -> Cover
 @pytest.fixture
 def dynamodb(aws: None):  # type: ignore[no-untyped-def]
     client = boto3.client("dynamodb", region_name=REGION)
-    make_table(client)
+    create_table(client, TABLE)  # as template.yaml declares it: keys, indexes, expiry
     return client
 
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 from peerguard.aws.clients import Clients
 from peerguard.aws.executor import Executor
-from peerguard.demo.scenarios import REGIONS
 from peerguard.domain.checks import CheckContext, resolve
 from peerguard.domain.model import Snapshot
 from peerguard.domain.plans.actions import Mode, Report
@@ -19,6 +18,7 @@ from peerguard.domain.plans.remediation import RemediationConfig, plan_all
 from peerguard.render import changes_table
 from peerguard.state.changes import MemoryRecorder
 from peerguard.usecases.pipeline import AuditResult, audit
+from peerguard_lab.demo.scenarios import REGIONS
 
 FIXABLE = ("route.missing_reciprocal", "route.blackhole")
 MAX_PASSES = 3

@@ -1,7 +1,8 @@
 """`peerguard demo`: the seed scenarios built in an embedded emulator, audited by the real engine.
 
 No account and no network: a moto server on 127.0.0.1, fake credentials, and the same
-`audit` the CLI and the Lambdas run.
+`audit` the CLI and the Lambdas run. Four acts: the audit, the mistakes' CloudTrail events
+replayed through the handlers, auto-accept, and repair in fix mode.
 """
 
 from __future__ import annotations
@@ -12,17 +13,17 @@ import time
 from dataclasses import dataclass
 from typing import TextIO
 
-from peerguard.demo.acceptance import render_acceptance, run_acceptance_demo
-from peerguard.demo.emulator import Emulator
-from peerguard.demo.repair import render_repair, run_repair_demo
-from peerguard.demo.replay import replay_text
-from peerguard.demo.scenarios import REGIONS, Scenario, build_all
 from peerguard.domain.checks import CheckContext, resolve
 from peerguard.domain.findings import Finding
 from peerguard.render import finding_lines
 from peerguard.usecases.pipeline import AuditResult, audit
+from peerguard_lab.demo.acceptance import render_acceptance, run_acceptance_demo
+from peerguard_lab.demo.repair import render_repair, run_repair_demo
+from peerguard_lab.demo.replay import replay_text
+from peerguard_lab.demo.scenarios import REGIONS, Scenario, build_all
+from peerguard_lab.emulator import Emulator
 
-__all__ = ["Emulator", "Outcome", "Scenario", "build_all", "render", "run_demo", "run_scenarios"]
+__all__ = ["Outcome", "Scenario", "build_all", "render", "run_demo", "run_scenarios"]
 
 WIDTH = 100
 

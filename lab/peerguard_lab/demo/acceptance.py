@@ -12,8 +12,6 @@ import textwrap
 from dataclasses import dataclass
 
 from peerguard.aws.clients import Clients
-from peerguard.demo.replay import quiet
-from peerguard.demo.scenarios import EAST, Net, Scenario
 from peerguard.domain.findings import Call
 from peerguard.domain.plans.acceptance import ACCEPTED, ROUTE_ADDED
 from peerguard.render import finding_lines
@@ -21,6 +19,8 @@ from peerguard.settings import AcceptanceSettings
 from peerguard.state.changes import MemoryRecorder
 from peerguard.usecases.acceptance import AcceptanceRun, run_acceptance
 from peerguard.usecases.pipeline import Runtime
+from peerguard_lab.demo.scenarios import EAST, Net, Scenario
+from peerguard_lab.stack import quiet
 
 VENDOR_ACCOUNT = "111111111111"  # on the allowlist
 UNKNOWN_ACCOUNT = "222222222222"  # not on it

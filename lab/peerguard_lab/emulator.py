@@ -19,10 +19,11 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from peerguard.aws.clients import Clients
+from peerguard_lab import ACCOUNT, REGION
+
+__all__ = ["ACCOUNT", "HOST", "REGION", "Emulator", "fake_aws_env"]
 
 HOST = "127.0.0.1"
-ACCOUNT = "123456789012"  # moto's default account: the one the demo audits
-REGION = "us-east-1"
 FAKE_KEY = "testing"
 
 WsgiApp = Callable[..., Any]
