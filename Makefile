@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # sam build needs python3.13 on PATH; pyenv provides it when asked.
 export PYENV_VERSION ?= 3.11.7:3.12.1:3.13.0
 
-.PHONY: test demo bench lint sam-validate sam-build ci clean
+.PHONY: test demo bench fuzz lint sam-validate sam-build ci clean
 
 $(STAMP): requirements/runtime.txt requirements/dev.txt requirements/dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/peerguard demo
+
+# 10,000 mutated inputs per entry point through the real handlers: 0 may escape.
+FUZZ_COUNT ?= 10000
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz.run --count $(FUZZ_COUNT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

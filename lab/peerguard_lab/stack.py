@@ -241,7 +241,7 @@ class Stack:
             handler = self.handler(function)
             if handler is None:
                 return {"status": "not-run", "reason": f"{function} has no handler in its code yet"}
-            reset_runtimes()
+            reset_runtimes(self.clients.session)  # the handler's clients: this stack's session
             try:
                 with metrics_from_environment():
                     return handler(event, LambdaContext(function))

@@ -36,6 +36,8 @@ import boto3
 from peerguard.domain.checks import CheckContext, resolve
 from peerguard.usecases.pipeline import audit
 from peerguard_lab.emulator import REGION, Emulator
+from tests.bench.announce import measure as measure_announce
+from tests.bench.announce import table as announce_table
 from tests.bench.change import (
     ChangeRow,
     change_table,
@@ -289,6 +291,11 @@ def main(argv: list[str] | None = None) -> int:
         default="10,200",
         help="ring sizes for the change-auditor invocation (a subset of --sizes; '' = skip)",
     )
+    p.add_argument(
+        "--announce-sizes",
+        default="100,100000",
+        help="state-table sizes (items) for the announce benchmark ('' = skip)",
+    )
     p.add_argument("--output", type=Path, default=RESULTS, help="markdown file to write")
     args = p.parse_args(argv)
     try:
@@ -359,6 +366,11 @@ def main(argv: list[str] | None = None) -> int:
         "import; every interpreter reads its bytecode from one cache compiled by a warm-up "
         "run. Cloud Custodian's figure is for reference (its CLI imports more).",
     ]
+    if args.announce_sizes.strip():
+        announced = [
+            measure_announce(int(n) - 5, args.repeats) for n in args.announce_sizes.split(",")
+        ]
+        sections += ["## One announce against a growing state table", announce_table(announced)]
     report = "\n\n".join(sections) + "\n"
     print(report)
     args.output.parent.mkdir(parents=True, exist_ok=True)

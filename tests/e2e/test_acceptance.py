@@ -12,11 +12,9 @@ import uuid
 from typing import Any
 
 import boto3
-import pytest
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.awsrequest import AWSResponse
 
-from peerguard.aws.clients import Clients
 from peerguard_lab.stack import REGION, Stack
 from peerguard_lab.template import ROOT
 
@@ -142,13 +140,11 @@ def test_an_unknown_account_is_alerted_on_the_topic_and_left_pending(aws: None) 
     assert again["notify"]["decisions"]["new"] == 0
 
 
-def test_access_denied_on_accept_reaches_the_topic_and_does_not_crash(
-    aws: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_access_denied_on_accept_reaches_the_topic_and_does_not_crash(aws: None) -> None:
     net = network()
     stack = Stack({"AutoAcceptPeerings": "true", "AllowlistedAccounts": PARTNER})
     topic = stack.subscribe_queue()
-    deny_on_every_ec2_client(monkeypatch, "AcceptVpcPeeringConnection")
+    deny(stack, "AcceptVpcPeeringConnection")
 
     out = stack.invoke(ACCEPTANCE, schedule_event())
 
@@ -160,9 +156,9 @@ def test_access_denied_on_accept_reaches_the_topic_and_does_not_crash(
     assert "ec2:AcceptVpcPeeringConnection was denied" in json.dumps(failed["body"])
 
 
-def deny_on_every_ec2_client(monkeypatch: pytest.MonkeyPatch, operation: str) -> None:
-    """IAM denial is a fault moto does not produce here: answer like EC2 does."""
-    original = Clients.client
+def deny(stack: Stack, operation: str) -> None:
+    """IAM denial is a fault moto does not produce here: the stack's session (the one its
+    handlers' clients are built on) answers like EC2 does."""
 
     def denied(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
         parsed = {
@@ -171,14 +167,7 @@ def deny_on_every_ec2_client(monkeypatch: pytest.MonkeyPatch, operation: str) ->
         }
         return AWSResponse("https://ec2.amazonaws.com", 403, {}, None), parsed
 
-    def client(self: Clients, service: str, region: str | None = None) -> Any:
-        c = original(self, service, region)
-        if service == "ec2" and not getattr(c, "_peerguard_denied", False):
-            c.meta.events.register(f"before-call.ec2.{operation}", denied)
-            c._peerguard_denied = True
-        return c
-
-    monkeypatch.setattr(Clients, "client", client)
+    stack.clients.session._session.register(f"before-call.ec2.{operation}", denied)
 
 
 def test_a_malformed_event_is_logged_and_counted_not_raised(aws: None) -> None:
@@ -188,3 +177,28 @@ def test_a_malformed_event_is_logged_and_counted_not_raised(aws: None) -> None:
     out = stack.invoke(ACCEPTANCE, event)
 
     assert out == {"status": "malformed", "reason": "detail.eventName is missing"}
+
+
+def test_an_ssm_allowlist_gives_every_function_the_same_verdict(aws: None) -> None:
+    # Given the allowlist in SSM (partner only) and a request from an account not on it
+    name = "/peerguard/allowlist"
+    boto3.client("ssm", region_name=REGION).put_parameter(
+        Name=name, Value=f'[{{"account_id": "{PARTNER}"}}]', Type="String"
+    )
+    net = network(STRANGER)
+    stack = Stack({"AllowlistParameterName": name})
+    topic = stack.subscribe_queue()
+
+    # When the acceptance function, then the sweep, then the acceptance function run
+    first = stack.invoke(ACCEPTANCE, schedule_event())
+    sweep = stack.invoke("SweepFunction", schedule_event())
+    again = stack.invoke(ACCEPTANCE, schedule_event())
+
+    # Then the unlisted request is announced once, and never "resolved" in between
+    assert status(net["pcx"]) == "pending-acceptance"
+    messages = [m for m in stack.messages(topic) if m["body"]["check_id"] != "setup.no_trail"]
+    unlisted = [m for m in messages if m["body"]["check_id"] == "peering.not_allowlisted"]
+    assert len(unlisted) == 1 and unlisted[0]["body"]["status"] == "new"
+    assert not [m for m in messages if m["body"]["status"] == "resolved"]
+    assert first["allowlist_error"] is None and sweep["notify"]["decisions"]["resolved"] == 0
+    assert again["notify"]["decisions"]["new"] == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Any
 
 import boto3
@@ -64,10 +65,31 @@ def test_fix_applies_then_reports_the_remaining_findings(
 def test_fix_table_shows_what_was_done(ec2: Any, capsys: pytest.CaptureFixture[str]) -> None:
     t = build(ec2)
     _, out, _ = run(capsys, "--mode", "fix", "--max-changes", "1")
-    assert "Remediation (mode fix, at most 1 changes): 1 applied, 3 pending" in out
+    # The whole plan comes first, before anything is made...
+    plan = out.index("Plan (mode fix, at most 1 change): 4 calls to make")
+    done = out.index("Remediation (mode fix, at most 1 change): 1 applied, 3 pending")
+    assert plan < done
+    assert out[plan:done].count("aws ec2 ") >= 4
+    # ...then what was made, with its undo, and what waits for the next run.
     assert "APPLIED" in out and "undo: " in out and "change cap reached" in out
     assert "After the fixes:" in out
     assert t.rt["a1"] in out
+
+
+def test_plan_format_cli_is_a_runnable_script_and_changes_nothing(
+    ec2: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    build(ec2)
+    before = routes_by_table(ec2)
+    code, out, _ = run(capsys, "--mode", "fix", "--plan-format", "cli")
+    assert routes_by_table(ec2) == before
+    lines = out.splitlines()
+    assert lines[0] == "#!/usr/bin/env bash" and "set -euo pipefail" in lines
+    calls = [line for line in lines if line.startswith("aws ec2 ")]
+    undos = [line for line in lines if line.startswith("# undo: aws ec2 ")]
+    assert len(calls) == len(undos) == 4
+    assert all(shlex.split(c)[:2] == ["aws", "ec2"] for c in calls)  # it parses as a shell line
+    assert code == cli.EXIT_FINDINGS
 
 
 def test_dry_run_prints_the_calls_and_changes_nothing(

@@ -116,3 +116,10 @@ def test_a_grace_body_with_a_wrong_type_anywhere_is_malformed(mutate: Any, says:
 def test_a_grace_body_that_is_not_json_text_is_malformed(body: Any) -> None:
     with pytest.raises(MalformedEvent):
         parse_grace(body)
+
+
+def test_an_empty_sqs_batch_is_malformed_not_a_powertools_error() -> None:
+    from peerguard.usecases.grace import parse_batch  # found by make fuzz: {"Records": []}
+
+    with pytest.raises(MalformedEvent, match="no records"):
+        parse_batch({"Records": []})

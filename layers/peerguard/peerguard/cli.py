@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import NoReturn
 
 import boto3
@@ -31,7 +32,7 @@ from peerguard.domain.checks import CheckContext, resolve
 from peerguard.domain.findings import Severity
 from peerguard.domain.plans.actions import Mode
 from peerguard.domain.plans.remediation import RemediationConfig, plan_all
-from peerguard.render import audit_table, changes_table
+from peerguard.render import audit_table, changes_table, plan_script, plan_table
 from peerguard.state.changes import MemoryRecorder
 from peerguard.usecases.pipeline import AuditResult, audit
 
@@ -144,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --mode dry-run/fix: also allow DNS resolution from remote VPCs",
     )
+    a.add_argument(
+        "--plan-format",
+        choices=("table", "cli"),
+        default="table",
+        help="with --mode dry-run/fix: print the plan as a table (default) or, with cli, "
+        "only as a runnable script of `aws ec2` calls (nothing is changed)",
+    )
 
     c = sub.add_parser("checks", help="list every kind of finding PeerGuard reports")
     c.add_argument("--format", choices=("table", "json"), default="table")
@@ -170,18 +178,33 @@ def cmd_audit(args: argparse.Namespace, session: boto3.Session | None) -> int:
     clients = Clients(session, endpoint_url=args.endpoint_url, default_region=regions[0])
     ctx = CheckContext(allowlist=_allowlist(args, clients))
     result = audit(clients, regions, ctx, selected)
-    if args.mode is Mode.NOTIFY:
-        text = _render(args, result)
-    else:
-        result, text = _remediate(args, clients, regions, ctx, selected, result)
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            fh.write(text)
-    else:
-        sys.stdout.write(text)
+    with _destination(args.output) as emit:
+        if args.mode is Mode.NOTIFY:
+            emit(_render(args, result))
+        else:
+            result = _remediate(args, clients, regions, ctx, selected, result, emit)
     for w in result.warnings:
         print(f"peerguard: warning: {w}", file=sys.stderr)
     return EXIT_FINDINGS if result.at_or_above(args.fail_on) else EXIT_OK
+
+
+@contextlib.contextmanager
+def _destination(path: str | None) -> Iterator[Callable[[str], None]]:
+    """Where the report goes (a file, or stdout), written as it is made."""
+    if not path:
+
+        def to_stdout(text: str) -> None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+
+        yield to_stdout
+        return
+    with open(path, "w", encoding="utf-8") as fh:
+
+        def to_file(text: str) -> None:
+            fh.write(text)
+
+        yield to_file
 
 
 def _allowlist(args: argparse.Namespace, clients: Clients) -> Allowlist:
@@ -208,27 +231,33 @@ def _remediate(
     ctx: CheckContext,
     selected: list[Entry],
     audited: AuditResult,
-) -> tuple[AuditResult, str]:
-    """Plan and carry out (dry-run or fix) what the audit found; with fix, re-audit after."""
+    emit: Callable[[str], None],
+) -> AuditResult:
+    """Plan, show the whole plan, then carry it out (dry-run or fix); with fix, re-audit."""
     config = RemediationConfig(
         default_mode=args.mode, fix_dns=args.fix_dns, max_changes=args.max_changes
     )
+    actions = plan_all(audited.findings, audited.snapshot, config, ctx)
+    if args.plan_format == "cli":  # the plan as a script for a person to run: change nothing
+        emit(plan_script(actions))
+        return audited
+    if args.format == "table":  # every call, before any is made
+        emit(audit_table(audited) + "\n" + plan_table(actions, args.mode, args.max_changes) + "\n")
     executor = Executor(
         clients, max_changes=args.max_changes, regions=regions, recorder=MemoryRecorder()
     )
-    outcomes = executor.run_each(plan_all(audited.findings, audited.snapshot, config, ctx))
-    report = executor.report(outcomes, args.mode)
+    report = executor.report(executor.run_each(actions), args.mode)
     result = audit(clients, regions, ctx, selected) if args.mode is Mode.FIX else audited
     if args.format == "json":
         body = result.to_json()
+        body["plan"] = [a.call.plain().model_dump() for a in actions if a.automatic]
         body["remediation"] = {**report.to_json(), "findings_before": len(audited.findings)}
-        return result, json.dumps(body, indent=2) + "\n"
-    done = changes_table(report)
-    if args.mode is Mode.FIX:
-        return result, audit_table(audited) + "\n" + done + "\nAfter the fixes:\n" + audit_table(
-            result
-        )
-    return result, audit_table(audited) + "\n" + done
+        emit(json.dumps(body, indent=2) + "\n")
+    elif args.mode is Mode.FIX:
+        emit(changes_table(report) + "\nAfter the fixes:\n" + audit_table(result))
+    else:
+        emit(changes_table(report))
+    return result
 
 
 def cmd_checks(args: argparse.Namespace) -> int:

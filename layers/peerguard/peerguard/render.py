@@ -1,14 +1,22 @@
-"""Text for people: audit findings grouped by peering, and what the executor did. Pure."""
+"""Text for people: audit findings grouped by peering, the plan, what the executor did. Pure.
+
+Ids are never cut (they are what people copy), and they come with what people recognise:
+the Name tag and the CIDR blocks. Every EC2 call is shown in one notation, the AWS CLI line.
+"""
 
 from __future__ import annotations
 
+import shlex
 import textwrap
+from collections.abc import Sequence
 
-from peerguard.domain.findings import Finding
-from peerguard.domain.plans.actions import Report, Status
+from peerguard.domain.findings import Call, Finding
+from peerguard.domain.model import Snapshot
+from peerguard.domain.plans.actions import Action, Mode, Report, Status
 from peerguard.usecases.pipeline import AuditResult
 
 WIDTH = 100
+INDENT = " " * 11
 _ORDER = (
     Status.APPLIED,
     Status.VERIFIED,
@@ -17,48 +25,132 @@ _ORDER = (
     Status.SKIPPED,
     Status.PROPOSED,
 )
+_IRREGULAR = {"policy": "policies", "entry": "entries", "this": "these"}
 
 
-def _group_key(f: Finding) -> str:
-    return f.peering_connection_id or f.vpc_id or f.resource_id
+def plural(n: int, word: str) -> str:
+    """'1 finding', '2 findings', '1 VPC', '3 VPCs'."""
+    if n == 1:
+        return f"{n} {word}"
+    return f"{n} {_IRREGULAR.get(word, word + 's')}"
 
 
-def finding_lines(f: Finding, width: int = WIDTH) -> list[str]:
-    """One finding: severity, check and resource, the wrapped detail, and the fix call."""
-    lines = [f"  {f.severity.value.upper():<8} {f.check_id:<34} {f.resource_id}"]
+def _wrap(text: str, width: int, indent: str = INDENT) -> list[str]:
     # Never break on hyphens: ids such as pcx-0a1b2c3d must stay whole to be copied.
-    body = textwrap.wrap(f.detail, width - 11, break_on_hyphens=False)
-    lines.extend(f"           {b}" for b in body)
+    return textwrap.wrap(
+        text,
+        width,
+        initial_indent=indent,
+        subsequent_indent=indent,
+        break_on_hyphens=False,
+        break_long_words=False,
+    )
+
+
+def label(snap: Snapshot | None, resource_id: str) -> str:
+    """`vpc-0a1 (web, 10.0.0.0/16)`, `rtb-0b2 (web-private)`, or just the id."""
+    if snap is None:
+        return resource_id
+    vpc = snap.vpcs.get(resource_id)
+    if vpc is not None:
+        name = vpc.tags.get("Name")
+        facts = [name] if name else []
+        return f"{resource_id} ({', '.join([*facts, *vpc.all_cidrs]) or vpc.region})"
+    for tagged in (snap.route_tables.get(resource_id), snap.peerings.get(resource_id)):
+        if tagged is not None and tagged.tags.get("Name"):
+            return f"{resource_id} ({tagged.tags['Name']})"
+    return resource_id
+
+
+def _group_title(snap: Snapshot | None, f: Finding) -> str:
+    pcx = snap.peerings.get(f.peering_connection_id or "") if snap else None
+    if pcx is None:
+        return label(snap, f.peering_connection_id or f.vpc_id or f.resource_id)
+    r, a = pcx.requester, pcx.accepter
+    sides = " <-> ".join(f"{label(snap, s.vpc_id)} in {s.owner_id}/{s.region}" for s in (r, a))
+    return f"{label(snap, pcx.pcx_id)} [{pcx.status}]: {sides}"
+
+
+def _fix_line(f: Finding) -> str:
+    rem = f.remediation
+    assert rem is not None
+    if rem.automatic:
+        how = "automatic in fix mode"
+    elif rem.reason:
+        how = f"by hand: {rem.reason}"
+    else:
+        how = "by hand"
+    return f"fix ({how}): {rem.cli()}"
+
+
+def finding_lines(f: Finding, width: int = WIDTH, snap: Snapshot | None = None) -> list[str]:
+    """One finding: severity, check and resource, the wrapped detail, and the fix call."""
+    lines = [f"  {f.severity.value.upper():<8} {f.check_id:<34} {label(snap, f.resource_id)}"]
+    lines.extend(_wrap(f.detail, width))
     if f.remediation:
-        mode = "auto-fixable" if f.remediation.automatic else "manual"
-        lines.append(f"           fix ({mode}): {f.remediation.cli()}")
+        lines.extend(_wrap(_fix_line(f), width))
     return lines
 
 
 def audit_table(result: AuditResult) -> str:
-    s = result.summary()
+    s, snap = result.summary(), result.snapshot
     lines = [
         f"PeerGuard audit of account {s['account_id']} in {', '.join(s['regions']) or '-'}: "
-        f"{s['vpcs']} VPCs, {s['peerings']} peerings, {s['route_tables']} route tables, "
-        f"{s['api_calls']} API calls",
+        f"{plural(s['vpcs'], 'VPC')}, {plural(s['peerings'], 'peering')}, "
+        f"{plural(s['route_tables'], 'route table')}, {plural(s['api_calls'], 'API call')}",
     ]
-    for w in result.warnings:
-        lines.append(f"WARNING: {w}")
+    lines.extend(f"WARNING: {w}" for w in result.warnings)
     if not result.findings:
         lines.append("No findings.")
         return "\n".join(lines) + "\n"
     groups: dict[str, list[Finding]] = {}
     for f in result.findings:  # already most severe first
-        groups.setdefault(_group_key(f), []).append(f)
-    for name, items in groups.items():
-        lines.append("")
-        lines.append(name)
+        groups.setdefault(_group_title(snap, f), []).append(f)
+    for title, items in groups.items():
+        lines += ["", *_wrap(title, WIDTH, indent="")]
         for f in items:
-            lines.extend(finding_lines(f))
+            lines.extend(finding_lines(f, snap=snap))
     counts = ", ".join(f"{n} {k}" for k, n in s["by_severity"].items() if n)
-    lines.append("")
-    lines.append(f"{s['total']} findings: {counts}")
+    lines += ["", f"{plural(s['total'], 'finding')}: {counts}"]
     return "\n".join(lines) + "\n"
+
+
+def plan_table(actions: Sequence[Action], mode: Mode, max_changes: int) -> str:
+    """Every call PeerGuard intends, before any is made (`--mode dry-run|fix`)."""
+    auto = [a for a in actions if a.automatic and not (a.ignored or a.refused)]
+    verb = "verify with DryRun" if mode is Mode.DRY_RUN else "make"
+    lines = [
+        f"Plan (mode {mode.value}, at most {plural(max_changes, 'change')}): "
+        f"{plural(len(auto), 'call')} to {verb}, "
+        f"{plural(len(actions) - len(auto), 'other proposal')} left to a person"
+    ]
+    for i, a in enumerate(auto, 1):
+        lines.append(f"  {i}. {a.call.cli()}")
+        lines.extend(_wrap(f"for {a.subject.check_id} on {a.subject.resource_id}", WIDTH, "     "))
+    for a in actions:
+        if a not in auto:
+            lines.extend(_wrap(f"- by hand ({a.reason}): {a.call.cli()}", WIDTH, "  "))
+    return "\n".join(lines) + "\n"
+
+
+def plan_script(actions: Sequence[Action]) -> str:
+    """The plan as a shell script of `aws ec2` calls (each with the call that undoes it)."""
+    lines = [
+        "#!/usr/bin/env bash",
+        "# PeerGuard plan: review, then run. Each call is followed by its undo, commented out.",
+        "set -euo pipefail",
+    ]
+    for a in actions:
+        if not a.automatic or a.ignored or a.refused:
+            continue
+        lines += ["", f"# {a.subject.check_id} on {a.subject.resource_id}", _shell(a.call)]
+        if a.undo is not None:
+            lines.append(f"# undo: {_shell(a.undo)}")
+    return "\n".join(lines) + "\n"
+
+
+def _shell(call: Call) -> str:
+    return shlex.join(call.argv())
 
 
 def changes_table(report: Report) -> str:
@@ -66,18 +158,15 @@ def changes_table(report: Report) -> str:
     by = {s: report.with_status(s) for s in _ORDER}
     counts = ", ".join(f"{len(v)} {s.value}" for s, v in by.items() if v)
     lines = [
-        f"Remediation (mode {report.mode.value}, at most {report.max_changes} changes): "
-        f"{counts or 'nothing to do'}"
+        f"Remediation (mode {report.mode.value}, at most "
+        f"{plural(report.max_changes, 'change')}): {counts or 'nothing to do'}"
     ]
     for status, items in by.items():
         for o in items:
             f = o.finding
             lines.append(f"  {status.value.upper():<9} {f.check_id:<34} {f.resource_id}")
-            lines.append(f"            call: {o.action.call.cli()}")
+            lines.extend(_wrap(f"call: {o.action.call.cli()}", WIDTH, " " * 12))
             if status is Status.APPLIED and o.action.undo is not None:
-                lines.append(f"            undo: {o.action.undo.cli()}")
-            lines.extend(
-                f"            {w}"
-                for w in textwrap.wrap(o.message, WIDTH - 12, break_on_hyphens=False)
-            )
+                lines.extend(_wrap(f"undo: {o.action.undo.cli()}", WIDTH, " " * 12))
+            lines.extend(_wrap(o.message, WIDTH, " " * 12))
     return "\n".join(lines) + "\n"

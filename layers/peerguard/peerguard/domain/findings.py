@@ -40,14 +40,14 @@ def _kebab(name: str) -> str:
     return _WORDS.sub("-", name).lower()
 
 
-def _cli_value(value: Any) -> str:
+def _cli_args(value: Any) -> list[str]:
     if isinstance(value, bool):
-        return str(value).lower()
+        return [str(value).lower()]
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return " ".join(value)  # --security-group-rule-ids sgr-1 sgr-2
+        return list(value)  # --security-group-rule-ids sgr-1 sgr-2
     if isinstance(value, dict | list):
-        return "'" + json.dumps(value, separators=(",", ":")) + "'"
-    return str(value)
+        return [json.dumps(value, separators=(",", ":"))]
+    return [str(value)]
 
 
 class Call(BaseModel):
@@ -81,10 +81,16 @@ class Call(BaseModel):
         """Identity of the call (same operation, same parameters)."""
         return json.dumps({"action": self.action, "parameters": self.parameters}, sort_keys=True)
 
+    def argv(self) -> list[str]:
+        """The AWS CLI command as arguments (for a shell script: shlex.join them)."""
+        out = ["aws", "ec2", _kebab(self.action)]
+        for k, v in self.parameters.items():
+            out += [f"--{_kebab(k)}", *_cli_args(v)]
+        return out
+
     def cli(self) -> str:
         """The same call as an AWS CLI command line: the one notation people see."""
-        args = " ".join(f"--{_kebab(k)} {_cli_value(v)}" for k, v in self.parameters.items())
-        return f"aws ec2 {_kebab(self.action)} {args}".strip()
+        return " ".join(f"'{a}'" if a[:1] in "{[" else a for a in self.argv())
 
     def plain(self) -> Call:
         """Just the call, whatever subclass carries it."""

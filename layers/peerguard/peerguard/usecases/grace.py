@@ -31,6 +31,8 @@ def parse_batch(event: Any) -> dict[str, Any]:
         SqsModel.model_validate(event)
     except ValidationError as e:
         raise MalformedEvent("SQS event " + one_line(e, ())) from None
+    if not event["Records"]:
+        raise MalformedEvent("SQS event has no records (SQS never sends an empty batch)")
     return dict(event)
 
 

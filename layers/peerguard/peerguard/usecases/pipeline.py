@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, TypeVar
 
+import boto3
+
 from peerguard import clock
 from peerguard.aws.allowlist import AllowlistProvider
 from peerguard.aws.clients import Clients
@@ -202,19 +204,23 @@ class Runtime:
 
 
 _RUNTIMES: dict[type[FunctionSettings], Runtime] = {}
+_SESSION: list[boto3.Session] = []  # the session new runtimes use (none: the environment's)
 
 
 def runtime(kind: type[FunctionSettings]) -> Runtime:
     """The container's runtime for a function, built on first use (never at import time)."""
     if kind not in _RUNTIMES:
-        clients = Clients(default_region=os.environ.get("AWS_REGION"))
+        session = _SESSION[0] if _SESSION else None
+        clients = Clients(session, default_region=os.environ.get("AWS_REGION"))
         _RUNTIMES[kind] = Runtime(clients, kind.from_env())
     return _RUNTIMES[kind]
 
 
-def reset_runtimes() -> None:
-    """Forget every container's runtime (a new cold start; for tests and the demo)."""
+def reset_runtimes(session: boto3.Session | None = None) -> None:
+    """A new cold start: forget every runtime; the next ones build their clients on
+    `session` (the harness passes its own, with any faults it registered on it)."""
     _RUNTIMES.clear()
+    _SESSION[:] = [session] if session is not None else []
 
 
 # -- the steps ------------------------------------------------------------------------------
