@@ -10,10 +10,8 @@ import contextlib
 import ipaddress
 import json
 import logging
-import urllib.error
 import urllib.parse
-import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -201,6 +199,10 @@ def webhook_from_secret(secret: str) -> str:
 
 
 class SlackNotifier:
+    """Posts through slack-sdk's WebhookClient, whose retry handlers retry a rate limit
+    (after Retry-After, up to `max_retry_after`), connection errors and 5xx with backoff.
+    The URL stays inside: it is read from the secret and never put in a log or an error."""
+
     name = "slack"
 
     def __init__(
@@ -214,7 +216,6 @@ class SlackNotifier:
         max_retry_after: float = 30.0,
         sleep: Sleep | None = None,
         cache: dict[str, str] | None = None,
-        opener: Callable[..., Any] = urllib.request.urlopen,
     ) -> None:
         if not secret_id:
             raise ValueError("no Slack secret given (set PEERGUARD_SLACK_SECRET_ARN)")
@@ -226,7 +227,6 @@ class SlackNotifier:
         self.max_retry_after = max_retry_after
         self.sleep = sleep or core.default_sleep  # looked up late: tests swap it
         self.cache = _WEBHOOKS if cache is None else cache
-        self.open = opener
 
     def webhook(self) -> str:
         if self.secret_id not in self.cache:
@@ -240,56 +240,101 @@ class SlackNotifier:
             try:
                 self.post(message.payload)
             except Exception as e:  # any failure of one message must not stop the others
-                log.warning("slack message not delivered: %s", e)
-                failures.append(Failure(message.notifications, str(e), message.payload))
+                error = str(e) if isinstance(e, SlackError) else f"Slack: {type(e).__name__}"
+                log.warning("slack message not delivered: %s", error)
+                failures.append(Failure(message.notifications, error, message.payload))
         return failures
 
     def post(self, payload: dict[str, Any]) -> None:
-        """POST one message; retry 429 (after Retry-After, bounded), 5xx and timeouts."""
-        body = json.dumps(payload).encode()
-        delays = backoff_delays(self.attempts, self.backoff)
-        for attempt in range(self.attempts):
-            request = urllib.request.Request(
-                self.webhook(),
-                data=body,
-                method="POST",
-                headers={"Content-Type": "application/json"},
+        """POST one message; SlackError (never naming the URL) when it is not delivered."""
+        from slack_sdk.webhook import WebhookClient  # imported when Slack is configured
+
+        client = WebhookClient(
+            self.webhook(), timeout=int(max(1, self.timeout)), retry_handlers=self._retries()
+        )
+        try:
+            resp = client.send_dict(payload)
+        except Exception as e:  # connection errors that outlived the retries
+            reason = getattr(e, "reason", None) or type(e).__name__
+            raise SlackError(f"Slack unreachable: {reason}") from None
+        if resp.status_code == 200:
+            return
+        if resp.status_code == 429:
+            wait = _header(resp.headers, "Retry-After")
+            raise SlackError(
+                f"Slack rate limited for {wait}s" if wait else "Slack rate limited (429)"
             )
-            try:
-                with self.open(request, timeout=self.timeout) as resp:
-                    resp.read()
-                return
-            except urllib.error.HTTPError as e:
-                if e.code == 429:
-                    wait = _retry_after(e.headers.get("Retry-After"), delays, attempt)
-                    if wait > self.max_retry_after:
-                        raise SlackError(f"Slack rate limited for {wait:.0f}s") from None
-                    error = SlackError("Slack rate limited (429)")
-                elif e.code >= 500:
-                    wait, error = _next(delays, attempt), SlackError(f"Slack HTTP {e.code}")
-                else:  # 4xx: the payload or the webhook is wrong; retrying will not help
-                    raise SlackError(f"Slack HTTP {e.code}: {_reason(e)}") from None
-            except (urllib.error.URLError, TimeoutError, OSError) as e:
-                reason = getattr(e, "reason", e)
-                wait, error = _next(delays, attempt), SlackError(f"Slack unreachable: {reason}")
-            if attempt + 1 < self.attempts:
-                self.sleep(wait)
-        raise error
+        if resp.status_code >= 500:
+            raise SlackError(f"Slack HTTP {resp.status_code}")
+        # 4xx: the payload or the webhook is wrong; retrying does not help.
+        raise SlackError(f"Slack HTTP {resp.status_code}: {str(resp.body)[:200]}")
+
+    def _retries(self) -> list[Any]:
+        from slack_sdk.http_retry.builtin_handlers import (
+            ConnectionErrorRetryHandler,
+            RateLimitErrorRetryHandler,
+        )
+        from slack_sdk.http_retry.handler import RetryHandler
+
+        retries, delays = self.attempts - 1, backoff_delays(self.attempts, self.backoff)
+        sleep, bound = self.sleep, self.max_retry_after
+
+        def backoff_then_next(state: Any) -> None:
+            state.next_attempt_requested = True
+            sleep(delays[min(state.current_attempt, len(delays) - 1)] if delays else 0.0)
+            state.increment_current_attempt()
+
+        class RateLimited(RateLimitErrorRetryHandler):
+            def _can_retry(
+                self, *, state: Any, request: Any, response: Any = None, error: Any = None
+            ) -> bool:
+                wait = _retry_after(response)
+                return (
+                    bool(
+                        super()._can_retry(
+                            state=state, request=request, response=response, error=error
+                        )
+                    )
+                    and wait <= bound
+                )
+
+            def prepare_for_next_attempt(
+                self, *, state: Any, request: Any, response: Any = None, error: Any = None
+            ) -> None:
+                state.next_attempt_requested = True
+                sleep(_retry_after(response))
+                state.increment_current_attempt()
+
+        class Unreachable(ConnectionErrorRetryHandler):
+            def prepare_for_next_attempt(
+                self, *, state: Any, request: Any, response: Any = None, error: Any = None
+            ) -> None:
+                backoff_then_next(state)
+
+        class ServerError(RetryHandler):
+            def _can_retry(
+                self, *, state: Any, request: Any, response: Any = None, error: Any = None
+            ) -> bool:
+                return response is not None and response.status_code >= 500
+
+            def prepare_for_next_attempt(
+                self, *, state: Any, request: Any, response: Any = None, error: Any = None
+            ) -> None:
+                backoff_then_next(state)
+
+        return [RateLimited(retries), Unreachable(retries), ServerError(retries)]
 
 
-def _next(delays: list[float], attempt: int) -> float:
-    return delays[attempt] if attempt < len(delays) else 0.0
+def _header(headers: Any, name: str) -> str | None:
+    for k, v in (headers or {}).items():
+        if k.lower() == name.lower():
+            return str(v[0] if isinstance(v, list) else v)
+    return None
 
 
-def _retry_after(header: str | None, delays: list[float], attempt: int) -> float:
+def _retry_after(response: Any) -> float:
+    raw = _header(getattr(response, "headers", None), "Retry-After")
     try:
-        return max(0.0, float(header)) if header else _next(delays, attempt)
+        return max(0.0, float(raw)) if raw else 1.0
     except ValueError:
-        return _next(delays, attempt)
-
-
-def _reason(e: urllib.error.HTTPError) -> str:
-    try:
-        return e.read(200).decode(errors="replace").strip() or str(e.reason)
-    except Exception:
-        return str(e.reason)
+        return 1.0
