@@ -15,4 +15,4 @@ from peerguard.usecases.sweep import on_schedule
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return on_schedule(runtime(SweepSettings), event)
+    return on_schedule(runtime(SweepSettings), event, context)

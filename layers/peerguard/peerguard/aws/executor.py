@@ -53,6 +53,9 @@ ALREADY_DONE = {
 DRY_RUN_OK = "DryRunOperation"
 # Re-reads while a planner says "not yet" (a peering provisioning after an accept).
 WAITS = (1.0, 2.0, 4.0)
+# A group is started only with this much of the invocation left: its re-reads, calls and
+# records must all be made before Lambda stops it, never half of them.
+TIME_FOR_A_GROUP = 20.0
 
 
 def error_of(e: ClientError) -> tuple[str, str]:
@@ -77,6 +80,7 @@ class Executor:
         trigger: str = "cli",
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], datetime] = clock.now,
+        time_left: Callable[[], float | None] = lambda: None,
     ) -> None:
         self.clients = clients
         self.max_changes = max_changes
@@ -85,6 +89,7 @@ class Executor:
         self.trigger = trigger
         self.sleep = sleep
         self.now = now
+        self.time_left = time_left
         self.changes = 0  # calls made (or attempted) in fix mode, across runs of this executor
         self._reader: Reader | None = None
 
@@ -123,6 +128,10 @@ class Executor:
             return [tried, *(self._after(a, first, tried) for a in group[1:])]
         if self.changes + len(group) > self.max_changes:
             why = f"change cap reached ({self.max_changes} per run)"
+            return [Outcome(Status.PENDING, a, why) for a in group]
+        left = self.time_left()
+        if left is not None and left < TIME_FOR_A_GROUP:
+            why = f"out of time: {left:.0f} s left of this invocation, the next run makes it"
             return [Outcome(Status.PENDING, a, why) for a in group]
         out: list[Outcome] = []
         for i, a in enumerate(group):

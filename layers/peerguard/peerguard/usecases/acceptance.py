@@ -51,6 +51,7 @@ def on_acceptance(rt: Runtime, event: Any, context: Any = None) -> dict[str, Any
         pcx_ids = trigger.peering_ids
         logger.append_keys(event_id=trigger.event_id, event_name=trigger.event_name)
     event_id = str(event["id"])
+    rt.invoked(context)
     work = lambda: accept_pending(rt, pcx_ids=pcx_ids, trigger=event_id)  # noqa: E731
     return pipeline.once_per_event(rt, event, work, context)
 
@@ -113,7 +114,7 @@ def run_acceptance(
     """Read, decide and act (only on `pcx_ids`, if given); nothing is announced here."""
     s = rt.settings
     assert isinstance(s, AcceptanceSettings), "the acceptance function's settings"
-    ctx = rt.context()
+    ctx = rt.check_context()
     account = rt.clients.account_id()
     reader = Reader(rt.clients, account)
     pending, listed, warnings = reader.pending_requests(rt.regions, pcx_ids)

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from peerguard.domain import catalogue
 from peerguard.domain.coverage import Coverage
 from peerguard.domain.findings import Finding
+from peerguard.domain.scope import Scope
 from peerguard.events import Change, parse_change
 from peerguard.events.grace import GraceBody
 from peerguard.observability import MetricUnit, logger, metrics
@@ -33,6 +36,7 @@ def on_change(rt: Runtime, event: Any, context: Any = None) -> dict[str, Any]:
     if isinstance(change, dict):
         return change
     logger.append_keys(event_id=change.event_id, event_name=change.event_name)
+    rt.invoked(context)
     return pipeline.once_per_event(rt, event, lambda: handle_change(rt, change), context)
 
 
@@ -47,7 +51,7 @@ def handle_change(rt: Runtime, change: Change) -> dict[str, Any]:
         metrics.add_metric(name="OutOfScopeEvents", unit=MetricUnit.Count, value=1)
         return {"status": "out-of-scope", "event_name": change.event_name}
     regions = [change.region, *(r for r in rt.regions if r != change.region)]
-    ctx = rt.context()
+    ctx = rt.check_context()
     result = pipeline.audit(rt.clients, regions, ctx, scope=scope)
     pipeline.observe(result)
     waiting = route_checks()
@@ -69,18 +73,24 @@ def handle_change(rt: Runtime, change: Change) -> dict[str, Any]:
     }
 
 
-def defer(rt: Runtime, change: Change, regions: list[str], scope: Any) -> bool:
+def defer(rt: Runtime, change: Change, regions: list[str], scope: Scope) -> bool:
     """Park a change's route findings for the grace period; False when there is none."""
     s = rt.settings
     assert isinstance(s, ChangeAuditorSettings)
     if s.grace_minutes == 0 or not s.grace_queue_url:
         return False
     body = GraceBody.of(change.event_id, change.event_name, regions, scope)
-    rt.clients.client("sqs").send_message(
-        QueueUrl=s.grace_queue_url,
-        MessageBody=body.model_dump_json(),
-        DelaySeconds=s.grace_minutes * 60,
-    )
+    try:
+        rt.clients.client("sqs").send_message(
+            QueueUrl=s.grace_queue_url,
+            MessageBody=body.model_dump_json(),
+            DelaySeconds=s.grace_minutes * 60,
+        )
+    except (ClientError, BotoCoreError) as e:
+        # A finding must not wait in a queue it never reached: announce it now instead.
+        logger.warning("grace queue unavailable: announcing now", extra={"error": str(e)})
+        metrics.add_metric(name="GraceQueueFailed", unit=MetricUnit.Count, value=1)
+        return False
     metrics.add_metric(name="DeferredChanges", unit=MetricUnit.Count, value=1)
     return True
 

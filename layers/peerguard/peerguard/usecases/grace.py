@@ -39,6 +39,7 @@ def parse_batch(event: Any) -> dict[str, Any]:
 def on_batch(rt: Runtime, event: Any, context: Any) -> dict[str, Any]:
     """Grace-queue messages, each confirmed on its own: a message that fails for a passing
     reason (AWS throttling) is reported back to SQS to be retried, then dead-lettered."""
+    rt.invoked(context)
     try:
         batch = parse_batch(event)
     except MalformedEvent as e:
@@ -62,7 +63,7 @@ def on_grace_message(rt: Runtime, body: Any) -> dict[str, Any]:
 def confirm(rt: Runtime, body: GraceBody) -> dict[str, Any]:
     scope = body.to_scope()
     checks = [catalogue.entry(c) for c in sorted(route_checks())]
-    ctx = rt.context()
+    ctx = rt.check_context()
     regions = list(body.regions)
     result = pipeline.audit(rt.clients, regions, ctx, checks, scope=scope)
     pipeline.observe(result)

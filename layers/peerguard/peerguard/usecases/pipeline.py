@@ -146,6 +146,17 @@ class Runtime:
     settings: FunctionSettings
     now: Callable[[], datetime] = clock.now
     sleep: Callable[[float], None] = time.sleep
+    # This invocation's Lambda context: its deadline bounds the changes (None: no deadline).
+    lambda_context: Any = None
+
+    def invoked(self, context: Any) -> None:
+        """A new invocation of the container (Lambda runs one at a time per container)."""
+        self.lambda_context = context
+
+    def time_left(self) -> float | None:
+        """Seconds before Lambda stops this invocation, or None outside Lambda."""
+        remaining = getattr(self.lambda_context, "get_remaining_time_in_millis", None)
+        return remaining() / 1000 if callable(remaining) else None
 
     @property
     def region(self) -> str:
@@ -163,7 +174,7 @@ class Runtime:
         ssm = self.clients.client("ssm") if s.allowlist_parameter else None
         return AllowlistProvider(s.allowlist, s.allowlist_parameter, ssm)
 
-    def context(self) -> CheckContext:
+    def check_context(self) -> CheckContext:
         """The check context of this invocation (the allowlist as it is now)."""
         allow = self.allowlist.get()
         if allow.error:
@@ -200,6 +211,7 @@ class Runtime:
             trigger=trigger,
             sleep=self.sleep,
             now=self.now,
+            time_left=self.time_left,
         )
 
 

@@ -14,16 +14,17 @@ from peerguard.usecases import pipeline
 from peerguard.usecases.pipeline import AuditResult, Runtime
 
 
-def on_schedule(rt: Runtime, event: Any) -> dict[str, Any]:
+def on_schedule(rt: Runtime, event: Any, context: Any = None) -> dict[str, Any]:
     tick = pipeline.parse_or_report(parse_schedule, event)
     if isinstance(tick, dict):
         return tick
+    rt.invoked(context)
     return sweep(rt)
 
 
 def sweep(rt: Runtime) -> dict[str, Any]:
     """Full audit of the home region (and peer regions), all checks."""
-    ctx = rt.context()
+    ctx = rt.check_context()
     result = pipeline.audit(rt.clients, rt.regions, ctx)
     setup = trail_coverage(rt, result)
     pipeline.observe(result)

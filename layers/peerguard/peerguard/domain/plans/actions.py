@@ -371,8 +371,14 @@ def _resource_of(call: Call, subject: Finding) -> tuple[str, str]:
 
 
 def announcement(outcome: Outcome) -> Finding | None:
-    """The finding that tells people about a made or failed call (None for the rest)."""
+    """The finding that tells people about a made or failed call (None for the rest).
+
+    A call EC2 answered with "already done" changed nothing: whoever made the change (a
+    concurrent run, a person) is the one to announce it, so it is recorded, not announced.
+    """
     if not outcome.made or outcome.at is None:
+        return None
+    if outcome.status is Status.APPLIED and outcome.error_code:
         return None
     a, f = outcome.action, outcome.action.subject
     resource_id, resource_type = _resource_of(a.call, f)
