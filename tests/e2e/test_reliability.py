@@ -6,17 +6,22 @@ the handlers' clients are built on), the way AWS answers.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
 
 from peerguard.aws.executor import Executor
+from peerguard.cli import main
 from peerguard.domain.checks import CheckContext
 from peerguard.domain.plans.actions import Mode, Status, announcement
 from peerguard.domain.plans.remediation import RemediationConfig, plan_all
+from peerguard.notify import SlackNotifier
 from peerguard.usecases.pipeline import audit
+from peerguard.usecases.replay import replay
 from peerguard_lab.events import sample
 from peerguard_lab.faults import Faults, instant_retries
 from tests.e2e.conftest import Pair, World
@@ -112,3 +117,77 @@ def test_dynamodb_throttled_on_the_claim_fails_the_invocation_then_the_retry_ann
     world.stack.invoke(AUDITOR, event)  # and a duplicate delivery
     announced = [m["body"]["check_id"] for m in world.sns()]
     assert announced.count("route.missing_reciprocal") == 1
+
+
+def test_after_a_slack_outage_replay_dlq_delivers_each_dead_letter_once(
+    deploy: Callable[..., World], one_sided: Pair, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given Slack down while a finding is announced: it is dead-lettered, not lost
+    world = deploy(GracePeriodMinutes="0")
+    world.slack.always = 500
+    world.stack.deliver(route_event(one_sided))
+    posts_while_down = len(world.slack.posts)
+    world.slack.always = None  # Slack is back
+    capsys.readouterr()  # the handler's own log lines
+
+    def replay_dlq(*extra: str) -> int:
+        return main(
+            [
+                "replay-dlq",
+                "--queue-url",
+                world.stack.physical["NotificationDeadLetterQueue"],
+                "--table",
+                world.stack.physical["StateTable"],
+                "--slack-secret-arn",
+                world.stack.parameters["SlackWebhookSecretArn"],
+                "--region",
+                "us-east-1",
+                *extra,
+            ],
+            session=world.stack.clients.session,
+        )
+
+    # When the queue is replayed (a dry run first), then replayed again
+    assert replay_dlq("--dry-run") == 0
+    assert json.loads(capsys.readouterr().out)["counts"] == {"would deliver": 1}
+    assert len(world.slack.posts) == posts_while_down  # a dry run sends nothing
+    assert replay_dlq() == 0
+    assert json.loads(capsys.readouterr().out)["counts"] == {"delivered": 1}
+    assert replay_dlq() == 0
+
+    # Then Slack got the finding once, and the queue is empty
+    delivered = world.slack.posts[posts_while_down:]
+    assert len(delivered) == 1
+    assert "route.missing_reciprocal" in json.dumps(delivered[0]["body"])
+    assert world.stack.messages("NotificationDeadLetterQueue") == []
+
+
+def test_a_dead_letter_replayed_twice_at_once_is_delivered_once(
+    deploy: Callable[..., World], one_sided: Pair
+) -> None:
+    world = deploy(GracePeriodMinutes="0")
+    world.slack.always = 500
+    world.stack.deliver(route_event(one_sided))
+    world.slack.always = None
+    before = len(world.slack.posts)
+    (dead,) = world.stack.messages("NotificationDeadLetterQueue")
+    # the same message twice in the queue: two replays racing, or a crash before the delete
+    for _ in range(2):
+        world.stack.sqs.send_message(
+            QueueUrl=world.stack.physical["NotificationDeadLetterQueue"],
+            MessageBody=dead["raw"]["Body"],
+        )
+    clients = world.stack.clients
+    notifier = SlackNotifier(
+        world.stack.parameters["SlackWebhookSecretArn"], clients.client("secretsmanager")
+    )
+    report = replay(
+        clients.client("sqs"),
+        world.stack.physical["NotificationDeadLetterQueue"],
+        {"slack": notifier},
+        clients.client("dynamodb"),
+        world.stack.physical["StateTable"],
+        datetime.now(UTC),
+    )
+    assert report.counts == {"delivered": 1, "already delivered": 1}
+    assert len(world.slack.posts) == before + 1

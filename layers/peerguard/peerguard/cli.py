@@ -20,7 +20,7 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
-from peerguard import __version__
+from peerguard import __version__, clock
 from peerguard.aws.allowlist import AllowlistProvider
 from peerguard.aws.clients import Clients
 from peerguard.aws.executor import Executor
@@ -32,9 +32,11 @@ from peerguard.domain.checks import CheckContext, resolve
 from peerguard.domain.findings import Severity
 from peerguard.domain.plans.actions import Mode
 from peerguard.domain.plans.remediation import RemediationConfig, plan_all
+from peerguard.notify import Notifier, SecurityHubNotifier, SlackNotifier, SnsNotifier
 from peerguard.render import audit_table, changes_table, plan_script, plan_table
 from peerguard.state.changes import MemoryRecorder
 from peerguard.usecases.pipeline import AuditResult, audit
+from peerguard.usecases.replay import replay
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -155,6 +157,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("checks", help="list every kind of finding PeerGuard reports")
     c.add_argument("--format", choices=("table", "json"), default="table")
+
+    r = sub.add_parser(
+        "replay-dlq", help="deliver the notification dead-letter queue again (after an outage)"
+    )
+    r.add_argument("--queue-url", required=True, help="the stack's NotificationDeadLetterQueueUrl")
+    r.add_argument("--table", required=True, help="the stack's StateTableName (replay records)")
+    r.add_argument("--topic-arn", help="the stack's AlertTopicArn: replay SNS dead letters")
+    r.add_argument("--slack-secret-arn", help="replay Slack dead letters through this webhook")
+    r.add_argument("--security-hub", action="store_true", help="replay Security Hub ones")
+    r.add_argument("--region", type=_region, help="the stack's region (default: the session's)")
+    r.add_argument("--profile", help="AWS profile to use")
+    r.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL"))
+    r.add_argument("--max", type=_count, default=1000, metavar="N", help="at most N messages")
+    r.add_argument("--dry-run", action="store_true", help="say what would be delivered, only")
 
     d = sub.add_parser("demo", help="audit broken seed networks in an embedded emulator")
     d.add_argument("--port", type=int, default=0, help="emulator port on 127.0.0.1 (default: any)")
@@ -283,6 +299,8 @@ def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None
             return cmd_audit(args, session)
         if args.command == "checks":
             return cmd_checks(args)
+        if args.command == "replay-dlq":
+            return cmd_replay(args, session)
         return cmd_demo(args)
     except UsageError as e:
         return _fail(f"usage: {e}")
@@ -306,6 +324,44 @@ def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None
             raise
         first = str(e).splitlines()[0] if str(e) else ""
         return _fail(f"internal error {type(e).__name__}: {first} (PEERGUARD_DEBUG=1 shows more)")
+
+
+def cmd_replay(args: argparse.Namespace, session: boto3.Session | None) -> int:
+    if session is None:
+        session = boto3.Session(profile_name=args.profile) if args.profile else boto3.Session()
+    region = args.region or session.region_name
+    if not region:
+        raise UsageError("no region given: use --region or set AWS_REGION")
+    clients = Clients(session, endpoint_url=args.endpoint_url, default_region=region)
+    notifiers: dict[str, Notifier] = {}
+    if args.topic_arn:
+        notifiers["sns"] = SnsNotifier(args.topic_arn, clients.client("sns"))
+    if args.slack_secret_arn:
+        notifiers["slack"] = SlackNotifier(args.slack_secret_arn, clients.client("secretsmanager"))
+    if args.security_hub:
+        hub = SecurityHubNotifier(clients.client("securityhub"), region, clients.account_id())
+        notifiers["securityhub"] = hub
+    if not notifiers:
+        raise UsageError(
+            "name a channel to replay: --topic-arn, --slack-secret-arn, --security-hub"
+        )
+    report = replay(
+        clients.client("sqs"),
+        args.queue_url,
+        notifiers,
+        clients.client("dynamodb"),
+        args.table,
+        clock.now(),
+        limit=args.max,
+        dry_run=args.dry_run,
+    )
+    print(json.dumps(report.to_json(), indent=2))
+    for error in report.errors:
+        print(f"peerguard: warning: {error}", file=sys.stderr)
+    undelivered = (
+        report.counts["failed"] + report.counts["unreadable"] + report.counts["no channel"]
+    )
+    return EXIT_FINDINGS if undelivered else EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -88,6 +88,31 @@ class Notification:
             "observed_at": iso(self.observed_at),
         }
 
+    def to_record(self) -> dict[str, Any]:
+        """Everything needed to announce it again exactly (a dead letter's replay)."""
+        return {
+            "finding": {**self.finding.model_dump(mode="json"), "key": self.finding.key},
+            "status": self.status.value,
+            "first_seen": self.first_seen.isoformat(),
+            "observed_at": self.observed_at.isoformat(),
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Notification:
+        finding = dict(record["finding"])
+        finding.pop("fingerprint", None)  # computed from the rest
+        return cls(
+            Finding.model_validate(finding),
+            Status(record["status"]),
+            datetime.fromisoformat(record["first_seen"]),
+            datetime.fromisoformat(record["observed_at"]),
+        )
+
+    @property
+    def delivery_key(self) -> str:
+        """One announcement of one finding: the same key is never delivered twice."""
+        return f"{self.finding.fingerprint}|{self.status.value}|{self.observed_at.isoformat()}"
+
 
 class Kind(StrEnum):
     NEW = "new"

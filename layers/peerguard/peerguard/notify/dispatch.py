@@ -58,6 +58,7 @@ class DeadLetter:
             "failed_at": iso(now),
             "notifications": [n.to_json() for n in failure.notifications],
             "payload": failure.payload,
+            "replay": [n.to_record() for n in failure.notifications],  # peerguard replay-dlq
         }
         text = json.dumps(body, sort_keys=True, default=str)
         if len(text.encode()) > SQS_MAX_BYTES and len(failure.notifications) > 1:
