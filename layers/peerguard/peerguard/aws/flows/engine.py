@@ -270,32 +270,59 @@ class Engine:
 
 
 def parse_rows(rows: Iterable[Sequence[Any]]) -> tuple[list[FlowAggregate], Counts]:
-    """The query's rows as aggregates and counts (values may be strings: Athena's are)."""
+    """The query's rows as aggregates and counts.
+
+    DuckDB gives typed values; Athena gives strings (and None for NULL): both are read.
+    """
     flows = []
     counted = dict.fromkeys(KINDS, 0)
     directions = {d.value: d for d in Direction}
+    make = FlowAggregate._make
     for row in rows:
         kind, pcx, direction, start, src, dst, port, proto, action, reply, pk, by, n = row
-        kind = str(kind)
-        if kind not in counted:
-            raise ValueError(f"unexpected row kind {kind!r}")
-        counted[kind] += int(n)
+        n = int(n)
+        try:
+            counted[kind] += n
+        except KeyError:
+            raise ValueError(f"unexpected row kind {kind!r}") from None
         if kind != "flow":
             continue
+        if isinstance(start, int):  # DuckDB: already typed
+            flows.append(
+                make(
+                    (
+                        pcx,
+                        directions[direction],
+                        start,
+                        src,
+                        dst,
+                        port,
+                        proto,
+                        action,
+                        reply == 1,
+                        pk or 0,
+                        by or 0,
+                        n,
+                    )
+                )
+            )
+            continue
         flows.append(
-            FlowAggregate(
-                str(pcx),
-                directions[direction],
-                int(start),
-                str(src),
-                str(dst),
-                _int(port),
-                _int(proto),
-                None if action in (None, "") else str(action),
-                _int(reply) == 1,
-                _int(pk) or 0,
-                _int(by) or 0,
-                int(n),
+            make(
+                (
+                    str(pcx),
+                    directions[direction],
+                    int(start),
+                    str(src),
+                    str(dst),
+                    _int(port),
+                    _int(proto),
+                    None if action in (None, "") else str(action),
+                    _int(reply) == 1,
+                    _int(pk) or 0,
+                    _int(by) or 0,
+                    n,
+                )
             )
         )
     counted["flows"] = counted.pop("flow")
