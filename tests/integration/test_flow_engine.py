@@ -235,13 +235,19 @@ def test_a_flow_logged_by_both_vpcs_is_counted_once_where_it_arrived(tmp_path: P
         [LogFile(egress, observer="vpc-web"), LogFile(ingress, observer="vpc-db")], (PCX,), WINDOW
     )
     assert [(f.action, f.records) for f in both.flows] == [("REJECT", 1)]
-    assert both.counts == Counts(flows=1, not_crossing=1)
+    assert both.counts == Counts(flows=1, seen_twice=1)
     # Only the source's log is read: its record counts.
     web_only = analyse([LogFile(egress, observer="vpc-web")], (PCX,), WINDOW)
     assert [f.action for f in web_only.flows] == ["ACCEPT"]
     # Told that db's log exists elsewhere (read by another call), web's record is left out.
     told = analyse([LogFile(egress, observer="vpc-web")], (PCX,), WINDOW, observed=["vpc-db"])
-    assert told.flows == () and told.counts.not_crossing == 1
+    assert told.flows == () and told.counts == Counts(seen_twice=1)
+    # In separate batches, the copy is still found: it is decided over the whole call.
+    engine = Engine(connect(threads=1), batch_bytes=1)
+    apart = engine.analyse(
+        [LogFile(egress, observer="vpc-web"), LogFile(ingress, observer="vpc-db")], (PCX,), WINDOW
+    )
+    assert [f.action for f in apart.flows] == ["REJECT"]
 
 
 def test_the_vpc_id_field_names_the_observer(tmp_path: Path) -> None:
@@ -297,6 +303,26 @@ def test_batches_give_the_same_aggregates_and_spooled_files_are_deleted(tmp_path
     assert [p.exists() for p in files] == [False, True] * 3
 
 
+def test_a_truncated_gzip_object_is_read_as_far_as_it_goes(tmp_path: Path) -> None:
+    lines = [v2("10.0.1.5", "10.1.2.7", 40000 + i, 443) for i in range(5000)]
+    whole = write(tmp_path / "whole.log.gz", lines)
+    cut = tmp_path / "cut.log.gz"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    good = write(tmp_path / "good.log", lines[:10])
+    engine = Engine(connect(threads=1))
+    aggs = engine.analyse([LogFile(cut), LogFile(good)], (PCX,), WINDOW)
+    assert 10 + 1000 < aggs.counts.flows < 10 + 5000  # half a file, and the other file
+    assert aggs.counts.malformed <= 1  # the line cut in the middle
+    (why,) = aggs.unreadable
+    assert (
+        "cut.log.gz" in why and "Unexpected end of GZIP stream" in why and "read the first" in why
+    )
+    # Not gzip at all, though named so: its lines are not records.
+    fake = tmp_path / "fake.log.gz"
+    fake.write_bytes(b"not a flow log\n")
+    assert analyse([LogFile(fake)], (PCX,), WINDOW).counts == Counts(malformed=1)
+
+
 def test_no_peering_means_nothing_crosses(tmp_path: Path) -> None:
     aggs = run(tmp_path, [v2("10.0.1.5", "10.1.2.7")], ())
     assert aggs.flows == () and aggs.counts == Counts(not_crossing=1)
@@ -321,6 +347,7 @@ def reference(
             s, t = c.side(d, source=True), c.side(d, source=False)
             nets.append((c.peering_id, d, [ipaddress.ip_network(x) for x in s.cidrs],
                          [ipaddress.ip_network(x) for x in t.cidrs]))  # fmt: skip
+
     def starts(cidrs: tuple[str, ...]) -> set[str]:
         out = set()
         for x in cidrs:

@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from peerguard.aws.flows import sql
-from peerguard.aws.flows.engine import LogFile, analyse, connect, parse_rows
-from peerguard.aws.flows.pushdown import AthenaTable, athena_query
+from peerguard.aws.flows.engine import LogFile, analyse, connect
+from peerguard.aws.flows.pushdown import AthenaTable, athena_aggregates, athena_query
 from peerguard.aws.flows.sources import FlowLogInfo
 from peerguard.domain.flows.aggregates import Window, ordered
 from peerguard.domain.flows.crossing import address_key
@@ -93,10 +93,11 @@ def test_the_athena_text_gives_the_embedded_engines_aggregates(tmp_path: Path) -
     assert "read_csv" not in text and '"peerguard"."vpc_flow_lines"' in text
     con = connect(threads=1)
     athena_view(con, files, tmp_path)
-    flows, counts = parse_rows(con.execute(text).fetchall())
-    assert ordered(flows) == ordered(embedded.flows)
-    assert counts == embedded.counts
-    assert counts.flows > 500 and counts.malformed >= 4 and counts.not_crossing > 100
+    athena = athena_aggregates(con.execute(text).fetchall(), logs, cs, WINDOW)
+    assert ordered(athena.flows) == ordered(embedded.flows)
+    assert athena.counts == embedded.counts
+    c = athena.counts
+    assert c.flows > 500 and c.malformed >= 4 and c.not_crossing > 100 and c.seen_twice > 10
 
 
 def test_athena_reads_only_the_window_partitions_and_the_flow_logs_objects() -> None:

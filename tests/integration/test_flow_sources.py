@@ -126,7 +126,7 @@ def test_s3_objects_are_found_by_the_key_layout_and_read_as_gzip(
     assert [f.observer for f in files] == ["vpc-web", "vpc-db"]
     aggs = analyse(files, (PCX,), WINDOW)
     # The same flow logged by both VPCs: counted once, where it arrived (db's log).
-    assert aggs.counts == Counts(flows=1, not_crossing=2)
+    assert aggs.counts == Counts(flows=1, seen_twice=2)
     only_web = S3Reader(s3, "flow-bucket", ACCOUNT, REGION, tmp_path, prefix="org/", hive=hive,
                         observers={"fl-0aa11": "vpc-web"})  # fmt: skip
     assert [o.flow_log_id for o in only_web.objects(SINCE, UNTIL)] == ["fl-0aa11"]

@@ -7,7 +7,7 @@ import pytest
 from peerguard.domain import catalogue
 from peerguard.domain.catalogue import Kind
 from peerguard.domain.findings import Finding, Severity
-from peerguard.domain.flows.aggregates import FlowAggregate, Window, WindowAggregates
+from peerguard.domain.flows.aggregates import FlowAggregate, Window, WindowAggregates, seen_once
 from peerguard.domain.flows.baseline import Baseline, Limits, PairStats, PeeringBaseline
 from peerguard.domain.flows.crossing import Direction
 from peerguard.domain.flows.rules import RULES, Thresholds, evaluate
@@ -308,3 +308,13 @@ def test_the_mean_turns_exponential_once_warm() -> None:
     a = aggs(flow("10.0.1.1", "10.1.1.1", 443, action="REJECT", packets=1100))
     learned = base.learned(a, Limits(alpha=0.1)).of("pcx-web-db")
     assert learned.reject_packets_per_window == pytest.approx(200.0)  # 100 + 0.1 * 1000
+
+
+def test_a_flow_in_both_vpcs_logs_counts_once_where_it_arrived() -> None:
+    into_db = flow("10.0.1.1", "10.1.1.1", 443, records=3)  # web -> db
+    seen = [(into_db, "src"), (into_db._replace(action="REJECT"), "dst"), (into_db, None)]
+    kept, copies = seen_once(seen, (PCX,), {"vpc-web", "vpc-db"})
+    assert copies == 3 and sorted(f.action or "" for f in kept) == ["ACCEPT", "REJECT"]
+    # db's log not read: web's copy is the only one, and counts.
+    kept, copies = seen_once([(into_db, "src")], (PCX,), {"vpc-web"})
+    assert copies == 0 and kept == (into_db,)

@@ -15,8 +15,9 @@ from __future__ import annotations
 import gzip
 import os
 import tempfile
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from peerguard.domain.flows.aggregates import (
     FlowAggregate,
     Window,
     WindowAggregates,
-    combine,
+    seen_once,
 )
 from peerguard.domain.flows.crossing import Crossing, Direction
 from peerguard.domain.flows.formats import (
@@ -108,6 +109,22 @@ def batches(files: Iterable[LogFile], limit: int) -> Iterator[list[_Sniffed]]:
         yield batch
 
 
+def _gunzip_prefix(src: Path, dst: Path) -> int:
+    """Decompress what can be of a (truncated) gzip file into `dst`; the bytes written."""
+    dec = zlib.decompressobj(wbits=31)
+    written = 0
+    with open(src, "rb") as f, open(dst, "wb") as out:
+        while chunk := f.read(1 << 20):
+            try:
+                data = dec.decompress(chunk)
+            except zlib.error:
+                break
+            out.write(data)
+            written += len(data)
+        # The last line of a cut stream is cut too: it is counted as malformed.
+    return written
+
+
 def connect(
     *,
     threads: int | None = None,
@@ -147,6 +164,7 @@ class Engine:
         self.con = con or connect(memory_limit=lambda_memory_limit())
         self.batch_bytes = batch_bytes
         self._ids = count()
+        self.unreadable: list[str] = []  # files (or their ends) no reader could take
 
     @staticmethod
     def relation(
@@ -196,31 +214,81 @@ class Engine:
             groups.append(Group(rel, fmt, observer, columns=columns))
         return groups, rejects
 
+    def _query(
+        self,
+        batch: Sequence[_Sniffed],
+        cs: Sequence[Crossing],
+        window: Window,
+        e: int,
+        *,
+        columns: bool,
+    ) -> tuple[list[Seen], Counts]:
+        groups, rejects = self.groups(batch, columns=columns)
+        try:
+            rows = self.run(aggregate_query(groups, cs, window, ephemeral_from=e))
+        finally:
+            rejected = self._rejected(rejects)
+        seen, counts = parse_rows(rows)
+        return seen, counts + Counts(malformed=rejected)
+
     def _aggregate(
         self,
         batch: Sequence[_Sniffed],
         cs: Sequence[Crossing],
         window: Window,
-        observed: frozenset[str],
         ephemeral_from: int,
-    ) -> tuple[list[FlowAggregate], Counts]:
-        """One batch: typed columns first; whole lines if DuckDB's reader gives up on a file."""
-        observers = observed | {s.file.observer for s in batch if s.file.observer}
-        for columns in (True, False):
-            groups, rejects = self.groups(batch, columns=columns)
-            query = aggregate_query(
-                groups, cs, window, observed=observers, ephemeral_from=ephemeral_from
-            )
+    ) -> tuple[list[Seen], Counts]:
+        """One batch, never fatal for the others.
+
+        Typed columns first; whole lines for a file DuckDB's reader cannot take (mixed
+        line endings). A batch that fails is read file by file, and a file that still
+        fails is salvaged (a truncated gzip object: what decompresses) or set aside in
+        `self.unreadable` with the reason.
+        """
+        try:
+            return self._query(batch, cs, window, ephemeral_from, columns=True)
+        except duckdb.InvalidInputException:
+            pass
+        except duckdb.Error:
+            if len(batch) > 1:
+                return self._one_by_one(batch, cs, window, ephemeral_from)
+        try:
+            return self._query(batch, cs, window, ephemeral_from, columns=False)
+        except duckdb.Error as err:
+            if len(batch) > 1:
+                return self._one_by_one(batch, cs, window, ephemeral_from)
+            return self._salvage(batch[0], err, cs, window, ephemeral_from)
+
+    def _one_by_one(
+        self, batch: Sequence[_Sniffed], cs: Sequence[Crossing], window: Window, e: int
+    ) -> tuple[list[Seen], Counts]:
+        seen: list[Seen] = []
+        counts = Counts()
+        for s in batch:
+            more, counted = self._aggregate([s], cs, window, e)
+            seen += more
+            counts = counts + counted
+        return seen, counts
+
+    def _salvage(
+        self, s: _Sniffed, err: Exception, cs: Sequence[Crossing], window: Window, e: int
+    ) -> tuple[list[Seen], Counts]:
+        reason = str(err).splitlines()[0]
+        if s.gzip:
+            plain = Path(tempfile.mkstemp(prefix="peerguard-salvage-", suffix=".log")[1])
             try:
-                rows = self.run(query)
-            except duckdb.InvalidInputException:
-                self._rejected(rejects)
-                if not columns:
-                    raise
-                continue  # e.g. a file with mixed line endings: read it as whole lines
-            flows, counts = parse_rows(rows)
-            return flows, counts + Counts(malformed=self._rejected(rejects))
-        raise AssertionError("unreachable")
+                got = _gunzip_prefix(s.file.path, plain)
+                copy = _Sniffed(LogFile(plain, s.format, s.file.observer), s.format, False,
+                                s.header, plain.stat().st_size)  # fmt: skip
+                result = self._query([copy], cs, window, e, columns=False)
+                self.unreadable.append(f"{s.file.path}: {reason} (read the first {got} bytes)")
+                return result
+            except duckdb.Error:
+                pass
+            finally:
+                plain.unlink(missing_ok=True)
+        self.unreadable.append(f"{s.file.path}: {reason}")
+        return [], Counts()
 
     def run(self, query: str) -> list[tuple[Any, ...]]:
         return self.con.execute(query).fetchall()
@@ -248,38 +316,46 @@ class Engine:
         observed: Iterable[str] = (),
         ephemeral_from: int = DEFAULT_EPHEMERAL_FROM,
     ) -> WindowAggregates:
-        """Aggregate every record of `files` that crosses one of the peerings `cs`."""
-        observed = frozenset(observed)
-        flows: list[FlowAggregate] = []
+        """Aggregate every record of `files` that crosses one of the peerings `cs`.
+
+        `observed` adds VPCs whose flow logs are read elsewhere (another call, another
+        engine) to those of `files`: a flow they log too is counted there, not here.
+        """
+        observers = set(observed)
+        self.unreadable = []
+        seen: list[Seen] = []
         counts = Counts()
-        n = 0
         for batch in batches(files, self.batch_bytes):
+            observers |= {s.file.observer for s in batch if s.file.observer}
             try:
-                batch_flows, batch_counts = self._aggregate(
-                    batch, cs, window, observed, ephemeral_from
-                )
+                batch_seen, batch_counts = self._aggregate(batch, cs, window, ephemeral_from)
             finally:
                 for s in batch:
                     if s.file.temporary:
                         s.file.path.unlink(missing_ok=True)
-            flows.extend(batch_flows)
+            seen.extend(batch_seen)
             counts = counts + batch_counts
-            n += 1
-        merged = combine(flows) if n > 1 else tuple(flows)
-        return WindowAggregates(window, tuple(cs), merged, counts, engine="duckdb")
+        flows, copies = seen_once(seen, cs, observers)
+        counts = replace(counts, flows=counts.flows - copies, seen_twice=copies)
+        return WindowAggregates(
+            window, tuple(cs), flows, counts, engine="duckdb", unreadable=tuple(self.unreadable)
+        )
 
 
-def parse_rows(rows: Iterable[Sequence[Any]]) -> tuple[list[FlowAggregate], Counts]:
-    """The query's rows as aggregates and counts.
+Seen = tuple[FlowAggregate, str | None]  # an aggregate and the side whose log had it
+
+
+def parse_rows(rows: Iterable[Sequence[Any]]) -> tuple[list[Seen], Counts]:
+    """The query's rows as aggregates (with where they were seen) and counts.
 
     DuckDB gives typed values; Athena gives strings (and None for NULL): both are read.
     """
-    flows = []
+    flows: list[Seen] = []
     counted = dict.fromkeys(KINDS, 0)
     directions = {d.value: d for d in Direction}
     make = FlowAggregate._make
     for row in rows:
-        kind, pcx, direction, start, src, dst, port, proto, action, reply, pk, by, n = row
+        kind, pcx, direction, start, src, dst, port, proto, action, reply, pk, by, n, at = row
         n = int(n)
         try:
             counted[kind] += n
@@ -288,43 +364,24 @@ def parse_rows(rows: Iterable[Sequence[Any]]) -> tuple[list[FlowAggregate], Coun
         if kind != "flow":
             continue
         if isinstance(start, int):  # DuckDB: already typed
-            flows.append(
-                make(
-                    (
-                        pcx,
-                        directions[direction],
-                        start,
-                        src,
-                        dst,
-                        port,
-                        proto,
-                        action,
-                        reply == 1,
-                        pk or 0,
-                        by or 0,
-                        n,
-                    )
-                )
+            values = (pcx, directions[direction], start, src, dst, port, proto, action,
+                      reply == 1, pk or 0, by or 0, n)  # fmt: skip
+        else:
+            values = (
+                str(pcx),
+                directions[direction],
+                int(start),
+                str(src),
+                str(dst),
+                _int(port),
+                _int(proto),
+                None if action in (None, "") else str(action),
+                _int(reply) == 1,
+                _int(pk) or 0,
+                _int(by) or 0,
+                n,
             )
-            continue
-        flows.append(
-            make(
-                (
-                    str(pcx),
-                    directions[direction],
-                    int(start),
-                    str(src),
-                    str(dst),
-                    _int(port),
-                    _int(proto),
-                    None if action in (None, "") else str(action),
-                    _int(reply) == 1,
-                    _int(pk) or 0,
-                    _int(by) or 0,
-                    n,
-                )
-            )
-        )
+        flows.append((make(values), at or None))
     counted["flows"] = counted.pop("flow")
     return flows, Counts.of(counted)
 

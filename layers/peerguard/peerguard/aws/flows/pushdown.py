@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,11 +21,13 @@ from peerguard.aws.flows.sources import DEFAULT_SLACK, FlowLogInfo
 from peerguard.aws.flows.sql import Group, aggregate_query, literal
 from peerguard.domain.flows.aggregates import (
     DEFAULT_EPHEMERAL_FROM,
+    DST,
+    SRC,
     Counts,
     FlowAggregate,
     Window,
     WindowAggregates,
-    combine,
+    seen_once,
 )
 from peerguard.domain.flows.crossing import Classifier, Crossing
 from peerguard.domain.flows.formats import Format
@@ -143,7 +145,6 @@ def athena_query(
     cs: Sequence[Crossing],
     window: Window,
     *,
-    observed: Iterable[str] = (),
     ephemeral_from: int = DEFAULT_EPHEMERAL_FROM,
     slack: timedelta = DEFAULT_SLACK,
 ) -> str:
@@ -156,7 +157,7 @@ def athena_query(
         Group(table.relation(region, fl.flow_log_id, since, until), fl.format, fl.observer)
         for fl in logs
     ]
-    return aggregate_query(groups, cs, window, observed=observed, ephemeral_from=ephemeral_from)
+    return aggregate_query(groups, cs, window, ephemeral_from=ephemeral_from)
 
 
 @dataclass
@@ -232,11 +233,23 @@ class Athena:
         observed: Iterable[str] = (),
         ephemeral_from: int = DEFAULT_EPHEMERAL_FROM,
     ) -> WindowAggregates:
-        sql = athena_query(
-            table, region, logs, cs, window, observed=observed, ephemeral_from=ephemeral_from
-        )
-        flows, counts = parse_rows(self.run(sql, table.database))
-        return WindowAggregates(window, tuple(cs), tuple(flows), counts, engine=ATHENA)
+        sql = athena_query(table, region, logs, cs, window, ephemeral_from=ephemeral_from)
+        return athena_aggregates(self.run(sql, table.database), logs, cs, window, observed)
+
+
+def athena_aggregates(
+    rows: Iterable[Sequence[Any]],
+    logs: Sequence[FlowLogInfo],
+    cs: Sequence[Crossing],
+    window: Window,
+    observed: Iterable[str] = (),
+) -> WindowAggregates:
+    """The query's result rows as aggregates, each flow counted once (see seen_once)."""
+    seen, counts = parse_rows(rows)
+    observers = set(observed) | {fl.observer for fl in logs if fl.observer}
+    flows, copies = seen_once(seen, cs, observers)
+    counts = replace(counts, flows=counts.flows - copies, seen_twice=copies)
+    return WindowAggregates(window, tuple(cs), flows, counts, engine=ATHENA)
 
 
 # -- CloudWatch Logs Insights ------------------------------------------------------------------
@@ -387,13 +400,13 @@ class Insights:
         rows: list[tuple[bool, dict[str, str]]] = []
         for replies, q in insights_queries(log.format, cs, window, ephemeral_from=ephemeral_from):
             rows += [(replies, r) for r in self.run(log.log_group, q, start, end)]
-        seen = frozenset(observed) | ({log.observer} if log.observer else set())
-        flows = label(rows, cs, log.observer, seen)
+        observers = set(observed) | ({log.observer} if log.observer else set())
+        flows, copies = seen_once(label(rows, cs, log.observer), cs, observers)
         return WindowAggregates(
             window,
             tuple(cs),
-            combine(flows),
-            Counts(flows=sum(f.records for f in flows)),
+            flows,
+            Counts(flows=sum(f.records for f in flows), seen_twice=copies),
             engine=INSIGHTS,
             truncated=self.truncated,
         )
@@ -403,38 +416,35 @@ def label(
     rows: Iterable[tuple[bool, dict[str, str]]],
     cs: Sequence[Crossing],
     observer: str | None,
-    observed: frozenset[str],
-) -> list[FlowAggregate]:
+) -> list[tuple[FlowAggregate, str | None]]:
     """Insights rows as aggregates: peering and direction from the addresses (pure).
 
-    The same rule as the SQL for a flow seen by both VPCs' logs: counted where it
-    arrived, or where it left when the destination's log is not read.
+    Each comes with the side whose log had it (the log group's VPC), as the SQL says it;
+    a row a VPC of neither side logged does not cross.
     """
     classify = Classifier(cs)
     out = []
     for replies, r in rows:
         src, dst = r.get("src", ""), r.get("dst", "")
         for rng in classify(src, dst):
-            if observer is not None and not (
-                observer == rng.dst_vpc or (observer == rng.src_vpc and rng.dst_vpc not in observed)
-            ):
+            at = SRC if observer == rng.src_vpc else DST if observer == rng.dst_vpc else None
+            if observer is not None and at is None:
                 continue
-            out.append(
-                FlowAggregate(
-                    rng.peering_id,
-                    rng.direction,
-                    int(float(r["window_start"])),
-                    src,
-                    dst,
-                    _int(r.get("port")),
-                    _int(r.get("protocol")),
-                    r.get("action") or None,
-                    replies,
-                    _int(r.get("packets")) or 0,
-                    _int(r.get("bytes")) or 0,
-                    _int(r.get("records")) or 0,
-                )
+            f = FlowAggregate(
+                rng.peering_id,
+                rng.direction,
+                int(float(r["window_start"])),
+                src,
+                dst,
+                _int(r.get("port")),
+                _int(r.get("protocol")),
+                r.get("action") or None,
+                replies,
+                _int(r.get("packets")) or 0,
+                _int(r.get("bytes")) or 0,
+                _int(r.get("records")) or 0,
             )
+            out.append((f, at))
     return out
 
 

@@ -15,7 +15,7 @@ for none; a line of any other shape, or with a bad number, is counted as malform
 fatal, and never shifts fields into the wrong columns.
 
 Output rows: (kind, peering, direction, window_start, src, dst, port, protocol, action,
-reply, packets, bytes, records). Rows of kind "flow" are the aggregates; every other kind
+reply, packets, bytes, records, seen_at). Rows of kind "flow" are the aggregates; every other kind
 (nodata, skipdata, malformed, unaddressed, untimed, outside_window, not_crossing) is one
 row whose `records` counts those lines.
 """
@@ -77,6 +77,7 @@ RESULT_COLUMNS = (
     "packets",
     "bytes",
     "records",
+    "seen_at",
 )
 _HEX = "'0123456789abcdef'"
 
@@ -209,7 +210,7 @@ def _address_steps(a: str) -> list[str]:
     ]
 
 
-def _crossings_sql(cs: Sequence[Crossing], observed: frozenset[str]) -> str:
+def _crossings_sql(cs: Sequence[Crossing]) -> str:
     bits = bucket_bits(cs)
     rows = []
     for r in ranges(cs):
@@ -231,7 +232,6 @@ def _crossings_sql(cs: Sequence[Crossing], observed: frozenset[str]) -> str:
                     f"CAST({r.dst_hi} AS BIGINT)",
                     literal(r.src_vpc),
                     literal(r.dst_vpc),
-                    "1" if r.dst_vpc in observed else "0",
                 ]
             )
             + ")"
@@ -240,13 +240,11 @@ def _crossings_sql(cs: Sequence[Crossing], observed: frozenset[str]) -> str:
         rows.append(
             "(CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), 0, CAST(0 AS BIGINT), "
             "CAST(0 AS BIGINT), CAST(0 AS BIGINT), CAST(-1 AS BIGINT), CAST(0 AS BIGINT), "
-            "CAST(-1 AS BIGINT), CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), 0)"
+            "CAST(-1 AS BIGINT), CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR))"
         )
     return (
         "crossing (pcx, direction, fam, src_bucket, dst_bucket, src_lo, src_hi, dst_lo, "
-        "dst_hi, src_vpc, dst_vpc, dst_observed) AS (\n  VALUES\n    "
-        + ",\n    ".join(rows)
-        + "\n)"
+        "dst_hi, src_vpc, dst_vpc) AS (\n  VALUES\n    " + ",\n    ".join(rows) + "\n)"
     )
 
 
@@ -328,7 +326,6 @@ def aggregate_query(
     cs: Sequence[Crossing],
     window: Window,
     *,
-    observed: Iterable[str] = (),
     ephemeral_from: int = DEFAULT_EPHEMERAL_FROM,
 ) -> str:
     """The query: lines in, one row per aggregate and one per kind of line not counted.
@@ -339,14 +336,14 @@ def aggregate_query(
     joined with the peerings' ranges. An address is therefore only checked for being an
     address when it could cross a peering: otherwise the record counts as not crossing.
 
-    `observed` names the VPCs whose flow logs are among the groups: a flow between two
-    observed VPCs is logged twice (egress at the source, ingress at the destination) and
-    is counted once, where it arrived, which is also where a security group rejects it.
+    Each aggregate says where it was seen (`seen_at`): in the flow log of the source's
+    VPC ("src"), of the destination's ("dst"), or of neither known (NULL); records that
+    a VPC of neither side logged do not cross. A flow between two logged VPCs is in both
+    logs: which copy counts is decided over the whole analysis (`aggregates.seen_once`).
     """
     groups = list(groups)
     if not groups:
         raise ValueError("no lines to aggregate")
-    observed_set = frozenset(observed) | {g.observer for g in groups if g.observer}
     bits = bucket_bits(cs)
     side_cols, candidate = _side_columns(cs)
     union = "\n  UNION ALL\n  ".join(_group_sql(g) for g in groups)
@@ -380,7 +377,7 @@ def aggregate_query(
     keys = "kind, src, dst, port, protocol, action, reply, window_start, observer"
     names = " ".join(f"WHEN f.kind2 = {code} THEN {literal(k)}" for k, code in CODE.items())
     return f"""WITH
-{_crossings_sql(cs, observed_set)},
+{_crossings_sql(cs)},
 lines AS (
   {union}
 ),
@@ -456,7 +453,7 @@ classified AS (
   FROM {last} a
 )
 SELECT kind, peering_id, direction, window_start, src, dst, port, protocol, action, reply,
-  SUM(packets) AS packets, SUM(bytes) AS bytes, SUM(records) AS records
+  SUM(packets) AS packets, SUM(bytes) AS bytes, SUM(records) AS records, seen_at
 FROM (
   SELECT
     CASE {names} WHEN c.pcx IS NULL THEN 'not_crossing' ELSE 'flow' END AS kind,
@@ -468,14 +465,16 @@ FROM (
     CASE WHEN c.pcx IS NOT NULL THEN f.protocol END AS protocol,
     CASE WHEN c.pcx IS NOT NULL THEN f.action END AS action,
     CASE WHEN c.pcx IS NOT NULL THEN f.reply END AS reply,
+    CASE WHEN c.pcx IS NULL THEN NULL WHEN f.observer = c.dst_vpc THEN 'dst'
+      WHEN f.observer = c.src_vpc THEN 'src' END AS seen_at,
     f.packets, f.bytes, f.records
   FROM classified f
   LEFT JOIN crossing c
     ON f.kind2 = {CANDIDATE} AND c.fam = f.src_fam AND c.src_bucket = f.src_bucket
     AND c.dst_bucket = f.dst_bucket
     AND f.src_num BETWEEN c.src_lo AND c.src_hi AND f.dst_num BETWEEN c.dst_lo AND c.dst_hi
-    AND (f.observer IS NULL OR f.observer = c.dst_vpc
-         OR (f.observer = c.src_vpc AND c.dst_observed = 0))
+    AND (f.observer IS NULL OR f.observer = c.dst_vpc OR f.observer = c.src_vpc)
 ) m
-GROUP BY kind, peering_id, direction, window_start, src, dst, port, protocol, action, reply
+GROUP BY kind, peering_id, direction, window_start, src, dst, port, protocol, action, reply,
+  seen_at
 """

@@ -106,6 +106,7 @@ class Counts:
     unaddressed: int = 0  # OK records without addresses (the format has none, or `-`)
     untimed: int = 0  # records with neither start nor end: they fit no window
     outside_window: int = 0
+    seen_twice: int = 0  # source-side copies of flows the destination's log also has
 
     @property
     def lines(self) -> int:
@@ -137,6 +138,7 @@ class WindowAggregates:
     # How the aggregates were computed: "duckdb", "athena", "logs-insights".
     engine: str = ""
     truncated: bool = False  # the pushed-down engine cut its results short
+    unreadable: tuple[str, ...] = ()  # files no reader could take, with the reason
 
     def crossing(self, peering_id: str) -> Crossing:
         return next(c for c in self.crossings if c.peering_id == peering_id)
@@ -177,6 +179,34 @@ def combine(flows: Iterable[FlowAggregate]) -> tuple[FlowAggregate, ...]:
             )
         )
     return tuple(acc.values())
+
+
+SRC, DST = "src", "dst"
+
+
+def seen_once(
+    seen: Iterable[tuple[FlowAggregate, str | None]],
+    cs: Iterable[Crossing],
+    observed: Iterable[str],
+) -> tuple[tuple[FlowAggregate, ...], int]:
+    """Each flow once, and how many records were copies (pure).
+
+    A flow between two VPCs whose flow logs are both read is in both: egress in the
+    source's, ingress in the destination's. The destination's copy counts (it is where a
+    security group or NACL refuses traffic), the source's only when the destination's
+    log is not among `observed`. `seen` pairs each aggregate with the side whose log it
+    came from (SRC, DST, or None when unknown: kept).
+    """
+    by_id = {c.peering_id: c for c in cs}
+    observed = frozenset(observed)
+    kept: list[FlowAggregate] = []
+    copies = 0
+    for f, at in seen:
+        if at == SRC and by_id[f.peering_id].side(f.direction, source=False).vpc_id in observed:
+            copies += f.records
+            continue
+        kept.append(f)
+    return combine(kept), copies
 
 
 def ordered(flows: Iterable[FlowAggregate]) -> list[FlowAggregate]:
