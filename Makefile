@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 TOOLS  := .venv-tools
 C7N    := .venv-c7n
+FLOWLOGS := .venv-flowlogs
 STAMP  := $(VENV)/.installed
 # sam build needs python3.13 on PATH; pyenv provides it when asked.
 export PYENV_VERSION ?= 3.11.7:3.12.1:3.13.0
@@ -54,10 +55,17 @@ $(C7N)/.installed: requirements/c7n.txt
 	$(C7N)/bin/pip install -q -r requirements/c7n.txt
 	touch $@
 
-bench: $(STAMP) $(C7N)/.installed
+# flowlogs-reader, measured beside the flow engine by the benchmark, in its own virtualenv.
+$(FLOWLOGS)/.installed: requirements/flowlogs.txt
+	$(PYTHON) -m venv $(FLOWLOGS)
+	$(FLOWLOGS)/bin/pip install -q -r requirements/flowlogs.txt
+	touch $@
+
+bench: $(STAMP) $(C7N)/.installed $(FLOWLOGS)/.installed
 	$(BIN)/python -m tests.bench.run --c7n $(C7N)/bin/custodian
+	$(BIN)/python -m tests.bench.flows --flowlogs-python $(FLOWLOGS)/bin/python
 
 ci: test lint sam-validate sam-build
 
 clean:
-	rm -rf $(VENV) $(TOOLS) $(C7N) .aws-sam
+	rm -rf $(VENV) $(TOOLS) $(C7N) $(FLOWLOGS) .aws-sam

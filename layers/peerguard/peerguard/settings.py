@@ -24,6 +24,7 @@ from pydantic import (
 from peerguard.aws.regions import check_region
 from peerguard.domain import catalogue
 from peerguard.domain.allowlist import AllowlistError, parse_allowlist
+from peerguard.domain.flows.rules import Thresholds
 from peerguard.domain.plans.actions import Mode
 
 
@@ -161,3 +162,43 @@ class AcceptanceSettings(FunctionSettings):
     accept_routes: Flag = env("PEERGUARD_ACCEPT_ROUTES", default=True)
     accept_dns: Flag = env("PEERGUARD_ACCEPT_DNS", default=False)
     reject_unlisted_after_hours: int = env("PEERGUARD_REJECT_AFTER_HOURS", default=0, ge=0, le=168)
+
+
+class FlowSettings(FunctionSettings):
+    """The flow-log analyzer: window, when to push the aggregation down, rule thresholds."""
+
+    window_minutes: int = env("PEERGUARD_FLOW_WINDOW_MINUTES", default=15, ge=1, le=60)
+    ephemeral_from: int = env("PEERGUARD_FLOW_EPHEMERAL_FROM", default=32768, ge=1024, le=65535)
+    # Above these volumes the aggregation runs in Athena (S3 bytes listed for the window)
+    # or Logs Insights (log events read), not in the function.
+    pushdown_s3_bytes: int = env("PEERGUARD_FLOW_PUSHDOWN_S3_BYTES", default=1 << 30, ge=0)
+    pushdown_log_events: int = env("PEERGUARD_FLOW_PUSHDOWN_LOG_EVENTS", default=2_000_000, ge=0)
+    athena_workgroup: str = env("PEERGUARD_FLOW_ATHENA_WORKGROUP", default="primary")
+    athena_database: str = env("PEERGUARD_FLOW_ATHENA_DATABASE", default="peerguard")
+    athena_table: str = env("PEERGUARD_FLOW_ATHENA_TABLE", default="vpc_flow_lines")
+    athena_output: str = env("PEERGUARD_FLOW_ATHENA_OUTPUT", default="")
+    scan_ports: int = env("PEERGUARD_FLOW_SCAN_PORTS", default=20, ge=1)
+    scan_destinations: int = env("PEERGUARD_FLOW_SCAN_DESTINATIONS", default=20, ge=1)
+    reject_spike_factor: float = env("PEERGUARD_FLOW_REJECT_SPIKE_FACTOR", default=10.0, gt=1)
+    reject_spike_floor: int = env("PEERGUARD_FLOW_REJECT_SPIKE_FLOOR", default=500, ge=0)
+    volume_spike_factor: float = env("PEERGUARD_FLOW_VOLUME_SPIKE_FACTOR", default=10.0, gt=1)
+    volume_spike_floor: int = env("PEERGUARD_FLOW_VOLUME_SPIKE_FLOOR", default=100_000_000, ge=0)
+    learning_windows: int = env("PEERGUARD_FLOW_LEARNING_WINDOWS", default=12, ge=1)
+
+    @field_validator("athena_database", "athena_table")
+    @classmethod
+    def _athena_name(cls, raw: str) -> str:
+        if not raw or not raw.replace("_", "").isalnum() or raw != raw.lower():
+            raise ValueError("expected lowercase letters, digits and underscores")
+        return raw
+
+    def thresholds(self) -> Thresholds:
+        return Thresholds(
+            scan_ports=self.scan_ports,
+            scan_destinations=self.scan_destinations,
+            reject_spike_factor=self.reject_spike_factor,
+            reject_spike_floor=self.reject_spike_floor,
+            volume_spike_factor=self.volume_spike_factor,
+            volume_spike_floor=self.volume_spike_floor,
+            learning_windows=self.learning_windows,
+        )

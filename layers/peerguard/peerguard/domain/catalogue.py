@@ -23,8 +23,6 @@ if TYPE_CHECKING:
 
 
 class Kind(StrEnum):
-    """In catalogue order."""
-
     CHECK = "check"  # a check over the snapshot
     FLOW = "flow"  # a flow-log anomaly
     SETUP = "setup"  # PeerGuard itself is not set up right
@@ -146,19 +144,30 @@ def check(
     return register
 
 
-def entries() -> dict[str, Entry]:
-    """Every entry, in catalogue order (checks first, by area)."""
+# The catalogue's order: what is wrong (setup, network, traffic), then what PeerGuard did.
+# By kind, not by import order, so the README table and `peerguard checks` never depend
+# on which module happened to be imported first.
+_ORDER = (Kind.SETUP, Kind.CHECK, Kind.FLOW, Kind.REMEDIATION, Kind.ACCEPTANCE)
+
+
+def _registered() -> dict[str, Entry]:
     # The modules that define entries; importing them registers them.
     import peerguard.domain.checks
+    import peerguard.domain.flows.rules
     import peerguard.domain.plans
     import peerguard.domain.setup  # noqa: F401
 
     return _ENTRIES
 
 
+def entries() -> dict[str, Entry]:
+    """Every entry, in catalogue order (by kind; checks by area, as defined)."""
+    return dict(sorted(_registered().items(), key=lambda kv: _ORDER.index(kv[1].kind)))
+
+
 def entry(id: str) -> Entry:
     try:
-        return entries()[id]
+        return _registered()[id]
     except KeyError:
         raise KeyError(f"no catalogue entry {id!r}") from None
 

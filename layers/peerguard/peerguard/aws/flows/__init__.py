@@ -1,0 +1,1 @@
+"""Flow-log adapters: the embedded engine (DuckDB), the sources, the pushed-down engines."""

@@ -1,0 +1,1 @@
+"""Flow-log analysis, pure: formats, what crosses a peering, aggregates, baselines, rules."""
