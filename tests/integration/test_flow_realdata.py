@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-import os
 import re
 from pathlib import Path
 
@@ -29,11 +28,10 @@ from peerguard.domain.flows.formats import (
     parse_log_format,
 )
 from tests.flowdata import crossing, side, write
+from tests.realdata import REALDATA, skip_unless
 
-REALDATA = Path(__file__).resolve().parents[2].parent / "shared" / "realdata" / "flowlogs"
-pytestmark = pytest.mark.skipif(
-    not REALDATA.is_dir() and os.environ.get("CI") != "true", reason=f"{REALDATA} is absent"
-)
+FLOWLOGS = REALDATA / "flowlogs"
+pytestmark = skip_unless(FLOWLOGS)
 ANY_TIME = Window(900)  # the samples are from 2014-2021: no window bounds
 
 
@@ -43,7 +41,7 @@ def run(path: Path, cs: tuple[Crossing, ...], fmt: Format | None = None) -> Wind
 
 def test_flowlogs_reader_v2_cloudwatch_messages(tmp_path: Path) -> None:
     pcx = crossing("pcx-1", side("a", "198.51.100.0/24"), side("b", "192.0.2.0/24"))
-    aggs = run(REALDATA / "flowlogs-reader__V2_RECORDS__cwl-messages.txt", (pcx,))
+    aggs = run(FLOWLOGS / "flowlogs-reader__V2_RECORDS__cwl-messages.txt", (pcx,))
     assert aggs.counts == Counts(flows=3, nodata=1, skipdata=1)
     assert sorted((f.direction, f.src, f.port, f.action, f.reply) for f in aggs.flows) == [
         (Direction.ACCEPTER_TO_REQUESTER, "192.0.2.1", 443, "ACCEPT", False),
@@ -57,7 +55,7 @@ def test_flowlogs_reader_s3_files_with_a_header_in_alphabetical_order(name: str)
     # The packet-level addresses cross: 192.168.0.1 is behind the interface's own address.
     # The records name their interface's VPC (vpc-id): that VPC is a side of the peering.
     pcx = crossing("pcx-1", side("a", "192.168.0.0/16"), side("0461a061", "172.18.160.0/24"))
-    aggs = run(REALDATA / f"flowlogs-reader__{name}.log", (pcx,))
+    aggs = run(FLOWLOGS / f"flowlogs-reader__{name}.log", (pcx,))
     assert aggs.counts == Counts(flows=2)
     assert sorted((f.src, f.dst, f.port, f.bytes) for f in aggs.flows) == [
         ("172.18.160.9", "192.168.0.1", 443, 1698),  # a reply from 443, under 443
@@ -67,7 +65,7 @@ def test_flowlogs_reader_s3_files_with_a_header_in_alphabetical_order(name: str)
 
 def test_firehose_records_are_base64_lines(tmp_path: Path) -> None:
     event = json.loads(
-        (REALDATA / "awsarchives__firehose-transform-event__v2-base64.json").read_text()
+        (FLOWLOGS / "awsarchives__firehose-transform-event__v2-base64.json").read_text()
     )
     lines = [base64.b64decode(r["data"]).decode() for r in event["records"]]
     pcx = crossing("pcx-1", side("a", "10.3.0.0/16"), side("b", "172.31.0.0/16"))
@@ -84,7 +82,7 @@ def test_firehose_records_are_base64_lines(tmp_path: Path) -> None:
 
 
 def test_a_subscription_payload_of_something_else_is_counted_malformed(tmp_path: Path) -> None:
-    event = json.loads((REALDATA / "powertools__cloudWatchLogEvent.json").read_text())
+    event = json.loads((FLOWLOGS / "powertools__cloudWatchLogEvent.json").read_text())
     payload = json.loads(gzip.decompress(base64.b64decode(event["awslogs"]["data"])))
     lines = [e["message"] for e in payload["logEvents"]]
     aggs = run(write(tmp_path / "events.log", lines), ())
@@ -105,7 +103,7 @@ def doc_records(path: Path) -> list[tuple[Format, list[str]]]:
 
 
 def test_every_record_printed_in_the_aws_flow_log_examples_parses(tmp_path: Path) -> None:
-    blocks = doc_records(REALDATA / "awsdocs__flow-logs-records-examples.md")
+    blocks = doc_records(FLOWLOGS / "awsdocs__flow-logs-records-examples.md")
     assert len(blocks) == 18 and len({fmt for fmt, _ in blocks}) == 5
     files = [
         LogFile(write(tmp_path / f"b{i}.log", lines), fmt) for i, (fmt, lines) in enumerate(blocks)
@@ -138,7 +136,7 @@ def test_every_record_printed_in_the_aws_flow_log_examples_parses(tmp_path: Path
 
 
 def test_the_documented_s3_layout_log_format_and_object_name_parse() -> None:
-    s3_doc = (REALDATA / "awsdocs__flow-logs-s3.md").read_text()
+    s3_doc = (FLOWLOGS / "awsdocs__flow-logs-s3.md").read_text()
     (logformat,) = re.findall(r"--log-format '([^']+)'", s3_doc)
     fmt = parse_log_format(logformat)
     assert fmt.fields[:3] == ("version", "vpc-id", "subnet-id") and fmt.version == 3
@@ -182,8 +180,8 @@ NO_RECORDS = {  # documentation without a single flow log record in it
 
 
 def test_every_sample_file_is_read_by_a_test_above() -> None:
-    names = {p.name for p in REALDATA.iterdir()}
+    names = {p.name for p in FLOWLOGS.iterdir()}
     assert names == set(HANDLED) | NO_RECORDS
     for name in NO_RECORDS:
-        text = (REALDATA / name).read_text()
+        text = (FLOWLOGS / name).read_text()
         assert not re.search(r"^[2-8] \d{12} eni-", text, re.M), name

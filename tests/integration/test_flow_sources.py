@@ -27,11 +27,11 @@ from peerguard.domain.flows.aggregates import Counts, Window
 from peerguard.domain.flows.formats import DEFAULT, V2_FIELDS, parse_log_format
 from tests.conftest import ACCOUNT, REGION
 from tests.flowdata import V2_HEADER, crossing, side, v2, write
+from tests.realdata import REALDATA, required
 
 WEB = side("web", "10.0.0.0/16", owner=ACCOUNT)
 DB = side("db", "10.1.0.0/16", owner=ACCOUNT)
 PCX = crossing("pcx-web-db", WEB, DB)
-REALDATA = Path(__file__).resolve().parents[2].parent / "shared" / "realdata"
 
 # moto keeps log events of the last 14 days only: the window is an hour ago.
 NOW = int(time.time())
@@ -180,7 +180,7 @@ def test_describe_flow_logs_gives_destinations_and_formats(aws: None) -> None:
 
 
 def test_describe_flow_logs_as_the_aws_cli_documents_it() -> None:
-    rst = (REALDATA / "ec2-api-responses" / "awscli__describe-flow-logs.rst").read_text()
+    rst = required(REALDATA / "ec2-api-responses" / "awscli__describe-flow-logs.rst").read_text()
     body = re.search(r"Output::\n\n(.*?)\n\n\*\*", rst, re.S)
     assert body, "no output block"
     items = json.loads(body.group(1))["FlowLogs"]

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from peerguard.events import MalformedEvent, NotOurs, parse_change, parse_record
+from tests.realdata import REALDATA, skip_unless
 
-REALDATA = Path(__file__).resolve().parents[2].parent / "shared" / "realdata" / "cloudtrail"
-pytestmark = pytest.mark.skipif(not REALDATA.is_dir(), reason=f"{REALDATA} is absent")
+CLOUDTRAIL = REALDATA / "cloudtrail"
+pytestmark = skip_unless(CLOUDTRAIL)
 
 
 def refusal(parse: Callable[[Any], object], event: Any) -> MalformedEvent:
@@ -28,7 +28,7 @@ def refusal(parse: Callable[[Any], object], event: Any) -> MalformedEvent:
 
 
 def read(name: str) -> Any:
-    return json.loads((REALDATA / name).read_text())
+    return json.loads((CLOUDTRAIL / name).read_text())
 
 
 # Panther test records (bare CloudTrail): file stem fragment -> (ids, error code).
@@ -64,13 +64,13 @@ ID_KINDS = ("vpc_ids", "peering_ids", "route_table_ids", "subnet_ids", "security
 
 
 def panther(fragment: str) -> dict[str, Any]:
-    (path,) = (REALDATA / "panther_extracted").glob(f"panther__{fragment}__*.json")
+    (path,) = (CLOUDTRAIL / "panther_extracted").glob(f"panther__{fragment}__*.json")
     return json.loads(path.read_text())
 
 
 def test_every_panther_record_is_listed_here() -> None:
     found = {p.name.split("__")[1] + "__" + p.name.split("__")[2]
-             for p in (REALDATA / "panther_extracted").glob("*.json")}  # fmt: skip
+             for p in (CLOUDTRAIL / "panther_extracted").glob("*.json")}  # fmt: skip
     assert found == set(PANTHER) | {"aws_ec2_manual_security_group_changes__test2"}
 
 
@@ -207,7 +207,7 @@ def test_streamalert_s3_batches_hold_one_legacy_delete_flow_logs_and_others_not_
 
 
 def test_powertools_sample_is_another_detail_type() -> None:
-    path = REALDATA.parent / "eventbridge-securityhub-slack" / "powertools__eventBridgeEvent.json"
+    path = REALDATA / "eventbridge-securityhub-slack" / "powertools__eventBridgeEvent.json"
     error = refusal(parse_change, json.loads(path.read_text()))
     assert isinstance(error, NotOurs)
     assert "got 'EC2 Instance State-change Notification' from 'aws.ec2'" in str(error)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import botocore.session
@@ -16,9 +15,9 @@ from peerguard.domain.dedup import Notification, Status
 from peerguard.domain.findings import Finding, Severity
 from peerguard.notify import securityhub, slack, sns
 from peerguard.notify.core import console_url
+from tests.realdata import REALDATA, required
 from tests.unit.test_notify_dedup import ACCOUNT, NOW, REGION, finding
 
-REALDATA = Path(__file__).resolve().parents[2].parent / "shared" / "realdata"
 SAMPLES = REALDATA / "eventbridge-securityhub-slack"
 
 
@@ -98,9 +97,7 @@ def test_slack_keeps_every_text_under_3000_characters() -> None:
 
 
 def test_slack_message_has_the_shape_of_slacks_own_webhook_example() -> None:
-    sample = SAMPLES / "slack__incoming-webhook__saved.data.json"
-    if not sample.exists():
-        pytest.skip("realdata not available")
+    sample = required(SAMPLES / "slack__incoming-webhook__saved.data.json")
     theirs = json.loads(sample.read_text())
     (ours,) = slack.render([note(finding())])
     assert set(theirs) - {"channel"} == set(ours.payload)  # text fallback + blocks
@@ -232,8 +229,7 @@ def test_asff_clips_description_to_1024_characters() -> None:
 
 
 def _samples() -> list[dict[str, Any]]:
-    if not SAMPLES.exists():
-        pytest.skip("realdata not available")
+    required(SAMPLES)
     return [json.loads(p.read_text()) for p in sorted(SAMPLES.glob("asr__asff__*.json"))]
 
 

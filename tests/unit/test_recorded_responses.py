@@ -16,7 +16,6 @@ compare the per-subnet verdict with Custodian's.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,8 +24,9 @@ from peerguard.aws import parse
 from peerguard.domain.checks import CheckContext, run_checks
 from peerguard.domain.findings import Finding
 from peerguard.domain.model import Snapshot
+from tests.realdata import REALDATA, required
 
-REALDATA = Path(__file__).resolve().parents[2].parent / "shared" / "realdata" / "ec2-api-responses"
+RESPONSES = REALDATA / "ec2-api-responses"
 ACCOUNT = "619193117841"  # the recordings' account (Custodian's config account_id)
 REGION = "us-east-1"  # Custodian's default test region; the 2017 responses name none
 PCX = "pcx-36096b5f"
@@ -34,9 +34,7 @@ REQUESTER, ACCEPTER = "vpc-cb3e8cae", "vpc-1cc8e779"  # 172.20.0.0/16 -> 10.0.0.
 
 
 def recorded(flight: str, op: str) -> dict[str, Any]:
-    path = REALDATA / f"custodian__{flight}__ec2.{op}_1.json"
-    if not path.exists():
-        pytest.skip(f"realdata not available: {path}")
+    path = required(RESPONSES / f"custodian__{flight}__ec2.{op}_1.json")
     wrapper = json.loads(path.read_text())
     assert wrapper["status_code"] == 200
     return wrapper["data"]  # type: ignore[no-any-return]
