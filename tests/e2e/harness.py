@@ -175,7 +175,32 @@ class Stack:
         if isinstance(value, dict) and "Ref" in value:
             ref = value["Ref"]
             return self.parameters.get(ref) or self.physical.get(ref, "")
+        if isinstance(value, dict) and "Fn::If" in value:
+            cond, yes, no = value["Fn::If"]
+            return self._resolve(yes if self.condition(cond) else no)
+        if isinstance(value, dict) and "Fn::GetAtt" in value:
+            target = value["Fn::GetAtt"]
+            name = target[0] if isinstance(target, list) else str(target).split(".")[0]
+            return self.physical.get(name, "")  # resources moto does not hold: none
         return str(value)
+
+    def condition(self, name: str) -> bool:
+        """A condition of the template, evaluated on this stack's parameters."""
+        return self._truth(self.template["Conditions"][name])
+
+    def _truth(self, expr: Any) -> bool:
+        ((fn, args),) = expr.items()
+        if fn in ("Condition", "Fn::Condition"):
+            return self.condition(args)
+        if fn == "Fn::Equals":
+            return self._resolve(args[0]) == self._resolve(args[1])
+        if fn == "Fn::And":
+            return all(self._truth(a) for a in args)
+        if fn == "Fn::Or":
+            return any(self._truth(a) for a in args)
+        if fn == "Fn::Not":
+            return not self._truth(args[0])
+        raise ValueError(f"condition function {fn} is not understood by the harness")
 
     def environment(self, function: str) -> dict[str, str]:
         glob = self.template["Globals"]["Function"]["Environment"]["Variables"]
