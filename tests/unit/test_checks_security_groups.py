@@ -340,7 +340,7 @@ def test_another_accounts_group_is_stale_only_when_ec2_says_so() -> None:
     (f,) = run("sg.stale_peer_reference", net.snapshot())
 
     assert f.extra["rule_id"] == rule and f.peering_connection_id == "pcx-gone"
-    assert "EC2 reports the reference stale (peering pcx-gone is deleted)" in f.detail
+    assert "EC2 reports the reference stale: peering pcx-gone is deleted" in f.detail
 
 
 def test_ec2s_stale_list_names_the_rule_by_its_ports() -> None:

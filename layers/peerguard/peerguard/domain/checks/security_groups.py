@@ -373,8 +373,13 @@ def stale_reason(
         return None  # a reference inside the VPC: not a peering matter
     if listed is not None:
         pcx = listed.peering_id or rule.referenced_peering_id
-        status = f" (peering {pcx} is {listed.peering_status})" if pcx else ""
-        return f"EC2 reports the reference stale{status}", pcx
+        if pcx and listed.peering_status == "active":
+            why = f"the referenced group is gone from the peer VPC ({pcx} is still active)"
+        elif pcx:
+            why = f"peering {pcx} is {listed.peering_status or 'gone'}"
+        else:
+            why = "its peering or the referenced group is gone"
+        return f"EC2 reports the reference stale: {why}", pcx
     if ref_vpc is None:
         owner = rule.referenced_owner_id or group.owner_id
         if owner != snap.account_id or (group.region, "security_groups") in snap.partial:
