@@ -1,6 +1,6 @@
 """Issue 3: one change-auditor invocation, and cold-start import time of every handler.
 
-Change auditor: `peerguard.service.on_change` is fed the sample events/CreateRoute.json,
+Change auditor: `peerguard.usecases.change.on_change` is fed the sample events/CreateRoute.json,
 edited to name a route table and peering of the generated ring, against the same loopback
 moto server as the audit benchmark. Settings are the defaults (no state table, topic or
 grace queue), so the invocation is: parse the event, scoped read, all checks, log. Each
@@ -32,9 +32,9 @@ from typing import Any
 from peerguard.aws.clients import Clients
 from peerguard.demo.emulator import REGION, Emulator
 from peerguard.observability import logger, metrics
-from peerguard.runtime import Runtime
-from peerguard.service import on_change
-from peerguard.settings import Settings
+from peerguard.settings import ChangeAuditorSettings as Settings
+from peerguard.usecases.change import on_change
+from peerguard.usecases.pipeline import Runtime
 from tests.bench.counting import RequestCounter
 from tests.bench.ring import Ring, cidr
 

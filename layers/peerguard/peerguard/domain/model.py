@@ -216,6 +216,7 @@ _PROTOCOL_NUMBERS = {"-1": -1, "all": -1, "tcp": TCP, "udp": UDP, "icmp": ICMP, 
 _PROTOCOL_NAMES = {TCP: "tcp", UDP: "udp", ICMP: "icmp", ICMPV6: "icmpv6"}
 
 
+@lru_cache(maxsize=512)
 def protocol_number(value: str) -> int:
     """ "-1"/"tcp"/"6"/"icmpv6"/"50" -> the IP protocol number (-1: every protocol).
 

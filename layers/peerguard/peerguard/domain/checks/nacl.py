@@ -124,18 +124,35 @@ def blocks_peer(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     if snap.network_acls is None:
         return
     found: dict[tuple[str, str, bool, bool], _Block] = {}
+    # Subnets share ACLs and ranges: every leg is evaluated once.
     cache: dict[tuple[str, bool, str, str], list[Blocked]] = {}
+    ports: dict[tuple[str, bool, str], list[tuple[int, int]]] = {}
+    entries: dict[tuple[str, bool], list[NetworkAclEntry]] = {}
+
+    def ordered(acl: NetworkAcl, egress: bool) -> list[NetworkAclEntry]:
+        key = (acl.acl_id, egress)
+        if key not in entries:
+            entries[key] = acl.direction(egress)
+        return entries[key]
 
     def leg(acl: NetworkAcl, egress: bool, rng: str, kind: str) -> list[Blocked]:
         key = (acl.acl_id, egress, rng, kind)
         if key not in cache:
-            entries = acl.direction(egress)
+            these = ordered(acl, egress)
             if kind == "all":
-                cache[key] = blocked(entries, span(rng), every_protocol(entries))
+                cache[key] = blocked(these, span(rng), every_protocol(these))
             else:
-                gaps = denied_ports(entries, span(rng), TCP, EPHEMERAL)
+                gaps = denied_ports(these, span(rng), TCP, EPHEMERAL)
                 cache[key] = [g for g in gaps if intersect(g.ports, [CLIENT_PORTS])]
         return cache[key]
+
+    def tcp_through(acl: NetworkAcl, egress: bool, rng: str) -> list[tuple[int, int]]:
+        """The tcp ports a request may use on this leg (out: not by a reply rule)."""
+        key = (acl.acl_id, egress, rng)
+        if key not in ports:
+            these = ordered(acl, egress)
+            ports[key] = allowed_ports(these, span(rng), TCP, ALL_PORTS, requests_only=egress)
+        return ports[key]
 
     def note(
         acl: NetworkAcl,
@@ -177,11 +194,9 @@ def blocks_peer(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
                     if parts:
                         note(acl, pcx, egress, False, here, there, parts)
                 # Replies to s's tcp requests go to its ephemeral ports.
-                out = allowed_ports(
-                    s_acl.direction(True), span(t_cidr), TCP, ALL_PORTS, requests_only=True
-                )
-                into = allowed_ports(t_acl.direction(False), span(s_cidr), TCP, ALL_PORTS)
-                if not intersect(out, into):
+                if not intersect(
+                    tcp_through(s_acl, True, t_cidr), tcp_through(t_acl, False, s_cidr)
+                ):
                     continue
                 for acl, egress, rng, here, there in legs[2:]:
                     if leg(acl, egress, rng, "all"):
