@@ -53,6 +53,7 @@ def test_mutating_permissions_exist_only_under_a_condition(name: str) -> None:
             assert cond in {
                 "IsFixMode",
                 "CanFixDns",
+                "CanFixFlowLogs",
                 "CanAutoAccept",
                 "CanAddReturnRoutes",
                 "CanAcceptDns",
@@ -118,6 +119,68 @@ def test_route_repairs_are_denied_on_resources_tagged_to_be_ignored() -> None:
             if cond == "IsFixMode" and "ec2:DeleteRoute" in actions(stmt):
                 tag = stmt["Condition"]["StringNotEquals"]
                 assert tag == {"ec2:ResourceTag/peerguard:ignore": "true"}, name
+
+
+def _subs(resource: Any) -> list[str]:
+    """The Fn::Sub strings of a Resource (one or a list)."""
+    items = resource if isinstance(resource, list) else [resource]
+    return [r["Fn::Sub"] for r in items if isinstance(r, dict) and "Fn::Sub" in r]
+
+
+@pytest.mark.parametrize("name", ["ChangeAuditorFunction", "SweepFunction"])
+def test_rule_revokes_exist_only_in_fix_mode_on_untagged_security_groups(name: str) -> None:
+    grants = [
+        (cond, s)
+        for cond, s in statements(functions()[name]["Properties"]["Policies"])
+        if "ec2:RevokeSecurityGroupIngress" in actions(s)
+    ]
+    assert [cond for cond, _ in grants] == ["IsFixMode"]
+    ((_, stmt),) = grants
+    assert actions(stmt) == {"ec2:RevokeSecurityGroupIngress"}  # never the group, never egress
+    assert stmt["Condition"] == {"StringNotEquals": {"ec2:ResourceTag/peerguard:ignore": "true"}}
+    arns = _subs(stmt["Resource"])
+    assert arns and all(":security-group" in a and a.endswith("/*") for a in arns)
+    assert "*" not in stmt["Resource"]
+
+
+@pytest.mark.parametrize("name", ["ChangeAuditorFunction", "SweepFunction"])
+def test_flow_logs_are_created_only_with_fix_flow_logs_and_pass_only_the_stacks_role(
+    name: str,
+) -> None:
+    grants = {
+        s["Sid"]: (cond, s)
+        for cond, s in statements(functions()[name]["Properties"]["Policies"])
+        if actions(s) & {"ec2:CreateFlowLogs", "iam:PassRole"}
+    }
+    assert set(grants) == {"CreateMissingFlowLogs", "PassFlowLogDeliveryRole"}
+    assert {cond for cond, _ in grants.values()} == {"CanFixFlowLogs"}
+    create = grants["CreateMissingFlowLogs"][1]
+    assert actions(create) == {"ec2:CreateFlowLogs"}
+    assert create["Condition"]["StringNotEquals"] == {"ec2:ResourceTag/peerguard:ignore": "true"}
+    assert [a.rsplit(":", 1)[1] for a in _subs(create["Resource"])] == ["vpc/*", "vpc-flow-log/*"]
+    passing = grants["PassFlowLogDeliveryRole"][1]
+    assert passing["Resource"] == {"Fn::GetAtt": ["FlowLogDeliveryRole", "Arn"]}
+    assert passing["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "vpc-flow-logs.amazonaws.com"}
+    }
+    conditions = template()["Conditions"]
+    assert conditions["CanFixFlowLogs"] == {
+        "Fn::And": [{"Fn::Condition": "IsFixMode"}, {"Fn::Condition": "HasFlowLogGroup"}]
+    }
+
+
+def test_the_flow_log_group_and_its_delivery_role_exist_only_with_fix_flow_logs() -> None:
+    resources = template()["Resources"]
+    assert resources["FlowLogGroup"]["Condition"] == "HasFlowLogGroup"
+    role = resources["FlowLogDeliveryRole"]
+    assert role["Condition"] == "HasFlowLogGroup"
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
+    assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    (policy,) = role["Properties"]["Policies"]
+    (stmt,) = policy["PolicyDocument"]["Statement"]
+    assert {"logs:CreateLogStream", "logs:PutLogEvents"} <= actions(stmt)
+    assert "*" not in stmt["Resource"]  # only the stack's own log group
 
 
 def test_every_parameter_is_validated() -> None:

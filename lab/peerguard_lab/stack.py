@@ -187,9 +187,31 @@ class Stack:
     def environment(self, function: str) -> dict[str, str]:
         """The function's variables (Globals, then its own) with every !Ref resolved."""
 
+        def holds(cond: Any) -> bool:
+            """A template condition on these parameters (Equals, And, Or, Not, Condition)."""
+            ((fn, args),) = (
+                self.template["Conditions"][cond] if isinstance(cond, str) else cond
+            ).items()
+            if fn in ("Condition", "Fn::Condition"):
+                return holds(args)
+            if fn == "Fn::Equals":
+                return resolve("", args[0]) == resolve("", args[1])
+            if fn in ("Fn::And", "Fn::Or"):
+                return (all if fn == "Fn::And" else any)(holds(a) for a in args)
+            if fn == "Fn::Not":
+                return not holds(args[0])
+            raise ValueError(f"{function}: condition {fn} is not supported")
+
         def resolve(name: str, value: Any) -> str:
             if not isinstance(value, dict):
                 return str(value)
+            if set(value) == {"Fn::If"}:  # !If [cond, yes, no]
+                cond, yes, no = value["Fn::If"]
+                return resolve(name, yes if holds(cond) else no)
+            if set(value) == {"Fn::GetAtt"}:  # resources moto does not hold: none
+                target = value["Fn::GetAtt"]
+                resource = target[0] if isinstance(target, list) else str(target).split(".")[0]
+                return self.physical.get(resource, "")
             if set(value) != {"Ref"}:
                 raise ValueError(f"{function} {name}: only !Ref is supported, got {value}")
             ref = value["Ref"]

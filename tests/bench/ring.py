@@ -1,7 +1,9 @@
 """Ring topologies with planted defects: N VPCs, each peered with the next, two subnets each.
 
 Every VPC i is 10.i.0.0/16 with subnets 10.i.1.0/24 and 10.i.2.0/24, each with its own
-route table routing both neighbours' /16 through the two ring peerings, DNS resolution on.
+route table routing both neighbours' /16 through the two ring peerings, DNS resolution on,
+and a flow log recording ALL traffic (a well-built peered VPC: flowlogs.disabled is not one
+of the planted defects).
 Defects (one of each kind per 10 peerings), each with the finding it must produce:
 - missing return route: VPC i+1's second table lacks 10.i/16 (i = 0, 10, ...),
 - blackhole: a chord peering j <-> j+5 routed from both first tables, then deleted
@@ -15,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import boto3
+
 Expected = tuple[str, str, str]  # (check id, route table id, pcx id)
 
 
@@ -24,7 +28,12 @@ class Ring:
     vpcs: list[str] = field(default_factory=list)
     tables: list[tuple[str, str]] = field(default_factory=list)  # (first, second) per VPC
     ring_pcx: list[str] = field(default_factory=list)  # ring_pcx[i]: VPC i <-> VPC i+1
+    flow_logs: list[str] = field(default_factory=list)  # flow_logs[i]: VPC i's
     expected: set[Expected] = field(default_factory=set)
+
+
+FLOW_LOG_GROUP = "/bench/ring/flow-logs"
+FLOW_LOG_ROLE = "arn:aws:iam::123456789012:role/flow-logs"
 
 
 def cidr(i: int) -> str:
@@ -45,6 +54,23 @@ def build_ring(ec2: Any, size: int) -> Ring:
             pair.append(rt)
         ring.vpcs.append(vpc)
         ring.tables.append((pair[0], pair[1]))
+    # The log group must exist for moto to report the flow logs' delivery as working.
+    url = ec2.meta.endpoint_url  # the emulator's (one URL for every service), or AWS's own
+    logs = boto3.client(
+        "logs",
+        region_name=ec2.meta.region_name,
+        endpoint_url=None if url.endswith(".amazonaws.com") else url,
+    )
+    logs.create_log_group(logGroupName=FLOW_LOG_GROUP)
+    for vpc in ring.vpcs:
+        resp = ec2.create_flow_logs(
+            ResourceIds=[vpc],
+            ResourceType="VPC",
+            TrafficType="ALL",
+            LogGroupName=FLOW_LOG_GROUP,
+            DeliverLogsPermissionArn=FLOW_LOG_ROLE,
+        )
+        ring.flow_logs.append(resp["FlowLogIds"][0])
     for i in range(size):
         ring.ring_pcx.append(_peer(ec2, ring.vpcs[i], ring.vpcs[(i + 1) % size]))
     missing = {(i + 1) % size: i for i in range(0, size, 10)}  # VPC -> neighbour it forgets

@@ -84,8 +84,11 @@ class Pair:
 
 @pytest.fixture
 def one_sided(ec2: Any) -> Pair:
-    """Given a peering where A routes to B but B has no return route yet."""
+    """Given a peering where A routes to B but B has no return route yet (both VPCs well
+    built otherwise: default security groups and ACLs, a flow log each)."""
     a, b = awsnet.vpc(ec2, "10.0.0.0/16"), awsnet.vpc(ec2, "10.1.0.0/16")
+    awsnet.flow_log(ec2, a.vpc_id)
+    awsnet.flow_log(ec2, b.vpc_id)
     awsnet.subnet(ec2, a, "10.0.1.0/24")
     awsnet.subnet(ec2, b, "10.1.1.0/24")
     pcx = awsnet.peer(ec2, a, b)

@@ -126,8 +126,11 @@ def test_a_route_finding_waits_on_the_grace_queue_and_is_not_announced_yet(
         "event_name": "CreateRoute",
         "regions": [REGION],
         "scope": {
+            "flow_log_ids": [],
+            "network_acl_ids": [],
             "peering_ids": [one_sided.pcx],
             "route_table_ids": [one_sided.a.main_table],
+            "security_group_ids": [],
             "subnet_ids": [],
             "vpc_ids": [],
         },

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import boto3
+
 from peerguard.aws.clients import Clients
 from peerguard.aws.reader import Scope
 from peerguard.domain.checks import CheckContext, resolve
@@ -53,6 +55,28 @@ def route(ec2: Any, table_id: str, destination: str, pcx: str) -> None:
     ec2.create_route(
         RouteTableId=table_id, DestinationCidrBlock=destination, VpcPeeringConnectionId=pcx
     )
+
+
+FLOW_LOG_GROUP = "/test/flow-logs"
+FLOW_LOG_ROLE = "arn:aws:iam::123456789012:role/flow-logs"
+
+
+def flow_log(ec2: Any, resource_id: str, traffic: str = "ALL") -> str:
+    """A flow log of `resource_id` (a VPC or subnet) to a log group that exists, so that
+    moto reports its delivery as working."""
+    logs = boto3.client("logs", region_name=ec2.meta.region_name)
+    if not logs.describe_log_groups(logGroupNamePrefix=FLOW_LOG_GROUP)["logGroups"]:
+        logs.create_log_group(logGroupName=FLOW_LOG_GROUP)
+    kind = "VPC" if resource_id.startswith("vpc-") else "Subnet"
+    resp = ec2.create_flow_logs(
+        ResourceIds=[resource_id],
+        ResourceType=kind,
+        TrafficType=traffic,
+        LogDestinationType="cloud-watch-logs",
+        LogGroupName=FLOW_LOG_GROUP,
+        DeliverLogsPermissionArn=FLOW_LOG_ROLE,
+    )
+    return str(resp["FlowLogIds"][0])
 
 
 def peered_pair(ec2: Any, a_cidr: str, b_cidr: str) -> tuple[Vpc, Vpc, str]:

@@ -11,6 +11,14 @@
 Ids are derived from names so test failures read like the network they describe.
 A VPC is in the snapshot only when its (owner, region) is readable; the audited account
 in the builder's region is readable by default.
+
+Security groups, network ACLs and flow logs are "not read" (None in the snapshot) until
+the test adds one of their kind (or calls `read_flow_logs()` for "read, none there"):
+
+    sg = net.group(web, "app")                        # sg-app in vpc-web
+    net.ingress(sg, "10.1.0.0/16", "tcp", (443, 443)) # rule sgr-app-1
+    net.allow_all_acls()                              # every VPC's default ACL, AWS's defaults
+    net.flow_log(web)                                 # fl-web-1: ALL, active
 """
 
 from __future__ import annotations
@@ -23,11 +31,17 @@ from peerguard.domain.catalogue import entry
 from peerguard.domain.checks import CheckContext
 from peerguard.domain.findings import Finding
 from peerguard.domain.model import (
+    FlowLog,
+    NetworkAcl,
+    NetworkAclEntry,
     PeeringConnection,
     PeeringSide,
     Route,
     RouteTable,
+    SecurityGroup,
+    SecurityGroupRule,
     Snapshot,
+    StaleReference,
     Subnet,
     Vpc,
 )
@@ -69,6 +83,11 @@ class Net:
         self.tables: dict[str, _Table] = {}
         self.subnets: dict[str, Subnet] = {}
         self.peerings: dict[str, PeeringConnection] = {}
+        self.groups: dict[str, SecurityGroup] | None = None
+        self.known_groups: dict[str, str] = {}
+        self.stale: list[StaleReference] = []
+        self.acls: dict[str, NetworkAcl] | None = None
+        self.flow_logs: dict[str, FlowLog] | None = None
 
     # -- building -------------------------------------------------------------
 
@@ -184,6 +203,189 @@ class Net:
                 self.route_to_peer(t.table_id, pcx)
         return pcx
 
+    # -- security groups ------------------------------------------------------
+
+    def group(
+        self,
+        vpc_id: str,
+        name: str,
+        *,
+        owner: str | None = None,
+        tags: dict[str, str] | None = None,
+        group_id: str | None = None,
+    ) -> str:
+        """A security group with no rules (add them with `ingress` / `egress`)."""
+        group_id = group_id or f"sg-{name}"
+        v = self.vpcs.get(vpc_id)
+        self.groups = self.groups if self.groups is not None else {}
+        self.groups[group_id] = SecurityGroup(
+            group_id=group_id,
+            vpc_id=vpc_id,
+            owner_id=owner or (v.owner if v else self.account),
+            region=v.region if v else self.region,
+            name=name,
+            tags=tags or {},
+        )
+        self.known_groups[group_id] = vpc_id
+        return group_id
+
+    def ingress(
+        self,
+        group_id: str,
+        source: str,
+        proto: str = "-1",
+        ports: tuple[int, int] | None = None,
+        **kw: object,
+    ) -> str:
+        """An ingress rule from a CIDR, a prefix list (pl-) or a group (sg-); its rule id."""
+        return self._rule(group_id, False, source, proto, ports, **kw)
+
+    def egress(
+        self,
+        group_id: str,
+        dest: str,
+        proto: str = "-1",
+        ports: tuple[int, int] | None = None,
+        **kw: object,
+    ) -> str:
+        return self._rule(group_id, True, dest, proto, ports, **kw)
+
+    def _rule(
+        self,
+        group_id: str,
+        egress: bool,
+        source: str,
+        proto: str,
+        ports: tuple[int, int] | None,
+        *,
+        rule_id: str | None = "",
+        owner: str | None = None,
+        vpc: str | None = None,
+        pcx: str | None = None,
+        description: str = "",
+    ) -> str:
+        assert self.groups is not None and group_id in self.groups, f"no group {group_id}"
+        g = self.groups[group_id]
+        if rule_id == "":
+            rule_id = f"sgr-{group_id.removeprefix('sg-')}-{len(g.rules) + 1}"
+        where: dict[str, object] = {}
+        if source.startswith("sg-"):
+            where = {
+                "referenced_group_id": source,
+                "referenced_owner_id": owner or g.owner_id,
+                "referenced_vpc_id": vpc,
+                "referenced_peering_id": pcx,
+            }
+        elif source.startswith("pl-"):
+            where = {"prefix_list_id": source}
+        else:
+            where = {"cidr": source}
+        lo, hi = ports if ports else ((-1, -1) if proto == "-1" else (None, None))
+        rule = SecurityGroupRule(
+            group_id=group_id,
+            rule_id=rule_id,
+            egress=egress,
+            protocol=proto,
+            from_port=lo,
+            to_port=hi,
+            description=description,
+            **where,  # type: ignore[arg-type]
+        )
+        self.groups[group_id] = g.model_copy(update={"rules": (*g.rules, rule)})
+        return rule_id or ""
+
+    def stale_reported(self, group_id: str, referenced: str, **kw: object) -> None:
+        """What DescribeStaleSecurityGroups would say about a rule of `group_id`."""
+        assert self.groups is not None
+        g = self.groups[group_id]
+        kw.setdefault("egress", False)
+        self.stale.append(
+            StaleReference(
+                group_id=group_id,
+                vpc_id=g.vpc_id,
+                referenced_group_id=referenced,
+                **kw,  # type: ignore[arg-type]
+            )
+        )
+
+    # -- network ACLs -------------------------------------------------------------
+
+    def acl(
+        self,
+        vpc_id: str,
+        *entries: tuple[int, str, str, str] | tuple[int, str, str, str, str, tuple[int, int]],
+        subnets: tuple[str, ...] = (),
+        default: bool = False,
+        acl_id: str | None = None,
+    ) -> str:
+        """A network ACL: entries (number, "in"|"out", "allow"|"deny", cidr[, proto, ports])."""
+        self.acls = self.acls if self.acls is not None else {}
+        n = sum(1 for a in self.acls.values() if a.vpc_id == vpc_id)
+        acl_id = acl_id or f"acl-{vpc_id.removeprefix('vpc-')}-{'default' if default else n}"
+        made = []
+        for e in entries:
+            number, way, action, cidr = e[:4]
+            proto = e[4] if len(e) > 4 else "-1"  # type: ignore[misc]
+            ports = e[5] if len(e) > 5 else (None, None)  # type: ignore[misc]
+            made.append(
+                NetworkAclEntry(
+                    rule_number=number,
+                    egress=way == "out",
+                    action=action,
+                    cidr=cidr,
+                    protocol=proto,  # type: ignore[arg-type]
+                    from_port=ports[0],  # type: ignore[index]
+                    to_port=ports[1],  # type: ignore[index]
+                )
+            )
+        v = self.vpcs[vpc_id]
+        self.acls[acl_id] = NetworkAcl(
+            acl_id=acl_id,
+            vpc_id=vpc_id,
+            owner_id=v.owner,
+            is_default=default,
+            entries=tuple(made),
+            subnet_ids=subnets,
+        )
+        return acl_id
+
+    def allow_all_acls(self) -> None:
+        """Every VPC's default ACL as AWS creates it: rule 100 allows all, both ways."""
+        for vpc_id in self.vpcs:
+            self.acl(
+                vpc_id,
+                (100, "in", "allow", "0.0.0.0/0"),
+                (100, "out", "allow", "0.0.0.0/0"),
+                default=True,
+            )
+
+    # -- flow logs -------------------------------------------------------------------
+
+    def read_flow_logs(self) -> None:
+        """Flow logs were read (there may be none)."""
+        self.flow_logs = self.flow_logs if self.flow_logs is not None else {}
+
+    def flow_log(
+        self,
+        resource_id: str,
+        traffic: str = "ALL",
+        *,
+        status: str = "ACTIVE",
+        deliver: str = "SUCCESS",
+    ) -> str:
+        self.read_flow_logs()
+        assert self.flow_logs is not None
+        fl_id = f"fl-{resource_id.split('-', 1)[1]}-{len(self.flow_logs) + 1}"
+        self.flow_logs[fl_id] = FlowLog(
+            flow_log_id=fl_id,
+            resource_id=resource_id,
+            traffic_type=traffic,
+            status=status,
+            deliver_status=deliver,
+            deliver_error="Access error" if deliver == "FAILED" else "",
+        )
+        return fl_id
+
     # -- output -----------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
@@ -218,6 +420,15 @@ class Net:
                 if t.vpc_id in visible
             },
             peerings=dict(self.peerings),
+            security_groups=None
+            if self.groups is None
+            else {k: g for k, g in self.groups.items() if g.vpc_id in visible},
+            known_groups={k: v for k, v in self.known_groups.items() if v in visible},
+            stale_references=tuple(self.stale),
+            network_acls=None
+            if self.acls is None
+            else {k: a for k, a in self.acls.items() if a.vpc_id in visible},
+            flow_logs=None if self.flow_logs is None else dict(self.flow_logs),
             partial=frozenset(self.partial),
         )
 

@@ -163,6 +163,22 @@ def test_scope_carries_the_ids_the_snapshot_reader_can_read() -> None:
     assert peering.vpc_ids == {VPC_A, VPC_X} and peering.peering_ids == {PCX_X}
 
 
+def test_security_group_acl_and_flow_log_calls_are_scoped_by_what_they_name() -> None:
+    assert parse_change(load("AuthorizeSecurityGroupIngress")).scope() == Scope(
+        security_group_ids=frozenset({SG})
+    )
+    assert parse_change(load("ModifySecurityGroupRules")).scope() == Scope(
+        security_group_ids=frozenset({SG})
+    )
+    assert parse_change(load("ReplaceNetworkAclAssociation")).scope() == Scope(
+        network_acl_ids=frozenset({ACL})
+    )
+    assert parse_change(load("CreateFlowLogs")).scope() == Scope(
+        vpc_ids=frozenset({VPC_A}), flow_log_ids=frozenset({FL})
+    )
+    assert parse_change(load("DeleteFlowLogs")).scope() == Scope(flow_log_ids=frozenset({FL}))
+
+
 def test_disassociate_route_table_names_only_an_association_so_its_scope_is_empty() -> None:
     change = parse_change(load("DisassociateRouteTable"))
     assert change.association_ids == {RTBASSOC}

@@ -123,3 +123,17 @@ def test_an_empty_sqs_batch_is_malformed_not_a_powertools_error() -> None:
 
     with pytest.raises(MalformedEvent, match="no records"):
         parse_batch({"Records": []})
+
+
+def test_a_grace_body_carries_security_group_acl_and_flow_log_ids() -> None:
+    scope = Scope(
+        security_group_ids=frozenset({"sg-0a1b2c3d"}),
+        network_acl_ids=frozenset({"acl-0a1b2c3d"}),
+        flow_log_ids=frozenset({"fl-0a1b2c3d"}),
+    )
+    body = GraceBody.of("c0ffee-2", "CreateNetworkAclEntry", ["us-east-1"], scope)
+    assert parse_grace(body.model_dump_json()).to_scope() == scope
+    bad = json.loads(body.model_dump_json())
+    bad["scope"]["security_group_ids"] = ["sg-1 x"]
+    with pytest.raises(MalformedEvent, match="security_group_ids"):
+        parse_grace(json.dumps(bad))

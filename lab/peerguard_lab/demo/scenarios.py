@@ -18,6 +18,7 @@ EAST, WEST = "us-east-1", "us-west-2"
 REGIONS = (EAST, WEST)
 PARTNER_ACCOUNT = "210987654321"  # the "other company" of the overlapping-CIDR scenario
 DEMO_TAG = "peerguard:demo"
+FLOW_LOG_GROUP = "/peerguard-demo/flow-logs"
 
 
 @dataclass
@@ -72,7 +73,23 @@ class Net:
         resp = self.ec2(region).create_vpc(
             CidrBlock=cidr, TagSpecifications=self._tags("vpc", name)
         )
-        return self._keep(name, resp["Vpc"]["VpcId"], region)
+        vpc_id = self._keep(name, resp["Vpc"]["VpcId"], region)
+        self._flow_log(vpc_id, region)  # a well-built peered VPC records its traffic
+        return vpc_id
+
+    def _flow_log(self, vpc_id: str, region: str) -> None:
+        logs = self.clients.client("logs", region)
+        if not logs.describe_log_groups(logGroupNamePrefix=FLOW_LOG_GROUP)["logGroups"]:
+            logs.create_log_group(logGroupName=FLOW_LOG_GROUP)
+        role = f"arn:aws:iam::{self.clients.account_id()}:role/peerguard-demo-flow-logs"
+        self.ec2(region).create_flow_logs(
+            ResourceIds=[vpc_id],
+            ResourceType="VPC",
+            TrafficType="ALL",
+            LogDestinationType="cloud-watch-logs",
+            LogGroupName=FLOW_LOG_GROUP,
+            DeliverLogsPermissionArn=role,
+        )
 
     def subnet(self, vpc: str, name: str, cidr: str) -> str:
         region = self._region[vpc]

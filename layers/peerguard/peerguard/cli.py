@@ -29,6 +29,7 @@ from peerguard.domain import catalogue
 from peerguard.domain.allowlist import Allowed, Allowlist
 from peerguard.domain.catalogue import Entry
 from peerguard.domain.checks import CheckContext, resolve
+from peerguard.domain.checks.context import DATABASE_PORTS
 from peerguard.domain.findings import Severity
 from peerguard.domain.plans.actions import Mode
 from peerguard.domain.plans.remediation import RemediationConfig, plan_all
@@ -75,6 +76,15 @@ def _mode(value: str) -> Mode:
         return Mode.parse(value)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _ports(value: str) -> tuple[int, ...]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items or not all(v.isdigit() and 1 <= int(v) <= 65535 for v in items):
+        raise argparse.ArgumentTypeError(
+            f"bad ports {value!r} (expected comma-separated ports 1-65535, e.g. 3306,5432)"
+        )
+    return tuple(dict.fromkeys(int(v) for v in items))
 
 
 def _count(value: str) -> int:
@@ -154,6 +164,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --mode dry-run/fix: print the plan as a table (default) or, with cli, "
         "only as a runnable script of `aws ec2` calls (nothing is changed)",
     )
+    a.add_argument(
+        "--database-ports",
+        type=_ports,
+        default=DATABASE_PORTS,
+        metavar="PORTS",
+        help="ports sg.open_to_world reports open to the internet besides SSH and RDP "
+        f"(default: {','.join(map(str, DATABASE_PORTS))})",
+    )
+    a.add_argument(
+        "--flow-log-group",
+        metavar="NAME",
+        default="",
+        help="with --mode fix: create missing flow logs (ALL traffic) to this log group "
+        "(needs --flow-log-role)",
+    )
+    a.add_argument(
+        "--flow-log-role",
+        metavar="ARN",
+        default="",
+        help="the IAM role VPC Flow Logs deliver to --flow-log-group with",
+    )
 
     c = sub.add_parser("checks", help="list every kind of finding PeerGuard reports")
     c.add_argument("--format", choices=("table", "json"), default="table")
@@ -191,8 +222,15 @@ def cmd_audit(args: argparse.Namespace, session: boto3.Session | None) -> int:
         check_region(regions[0])
     except ValueError as e:
         raise UsageError(str(e)) from None
+    if bool(args.flow_log_group) != bool(args.flow_log_role):
+        raise UsageError("--flow-log-group and --flow-log-role go together")
     clients = Clients(session, endpoint_url=args.endpoint_url, default_region=regions[0])
-    ctx = CheckContext(allowlist=_allowlist(args, clients))
+    ctx = CheckContext(
+        allowlist=_allowlist(args, clients),
+        database_ports=args.database_ports,
+        flow_log_group=args.flow_log_group,
+        flow_log_role_arn=args.flow_log_role,
+    )
     result = audit(clients, regions, ctx, selected)
     with _destination(args.output) as emit:
         if args.mode is Mode.NOTIFY:

@@ -24,6 +24,7 @@ from pydantic import (
 from peerguard.aws.regions import check_region
 from peerguard.domain import catalogue
 from peerguard.domain.allowlist import AllowlistError, parse_allowlist
+from peerguard.domain.checks.context import DATABASE_PORTS
 from peerguard.domain.flows.rules import Thresholds
 from peerguard.domain.plans.actions import Mode
 
@@ -70,6 +71,21 @@ def _overrides(raw: Any) -> dict[str, Mode]:
     return out
 
 
+def _ports(raw: Any) -> tuple[int, ...]:
+    """`1433,3306,5432`: TCP ports, 1-65535."""
+    if not isinstance(raw, str):
+        return tuple(raw)
+    out = []
+    for item in raw.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if not item.isdigit() or not 1 <= int(item) <= 65535:
+            raise ValueError(f"expected comma-separated ports 1-65535, got {item!r}")
+        out.append(int(item))
+    return tuple(dict.fromkeys(out))
+
+
 Flag = Annotated[bool, BeforeValidator(_bool)]
 ModeSetting = Annotated[Mode, BeforeValidator(_mode)]
 
@@ -97,6 +113,10 @@ class FunctionSettings(BaseModel):
     allowlist_parameter: str = env("PEERGUARD_ALLOWLIST_PARAMETER", default="")
     mode: ModeSetting = env("PEERGUARD_MODE", default=Mode.NOTIFY)
     max_changes: int = env("PEERGUARD_MAX_CHANGES", default=10, ge=1, le=100)
+    # Ports sg.open_to_world reports open to the internet, besides SSH and RDP.
+    database_ports: Annotated[tuple[int, ...], BeforeValidator(_ports)] = env(
+        "PEERGUARD_DATABASE_PORTS", default=DATABASE_PORTS
+    )
 
     @field_validator("allowlist")
     @classmethod
@@ -137,6 +157,10 @@ class RemediatingSettings(FunctionSettings):
         "PEERGUARD_MODE_OVERRIDES", default_factory=dict
     )
     fix_dns: Flag = env("PEERGUARD_FIX_DNS", default=False)
+    # The stack's own log group and delivery role (FixFlowLogs): where a missing flow log is
+    # created. Empty: flowlogs.disabled proposes the call, never makes it.
+    flow_log_group: str = env("PEERGUARD_FLOW_LOG_GROUP", default="")
+    flow_log_role_arn: str = env("PEERGUARD_FLOW_LOG_ROLE_ARN", default="")
 
     @field_validator("mode_overrides")
     @classmethod

@@ -40,14 +40,19 @@ from peerguard.domain.plans.actions import (
     ignored_text,
     state_touched,
 )
-from peerguard.domain.plans.rails import refusal
+from peerguard.domain.plans.rails import failure_in_response, refusal, undo_from_response
 from peerguard.state.changes import Recorder
 
 # Error codes meaning "the change is already in place" (confirmed on the live state after).
 ALREADY_DONE = {
     "CreateRoute": frozenset({"RouteAlreadyExists"}),
     "DeleteRoute": frozenset({"InvalidRoute.NotFound"}),
-    "RevokeSecurityGroupIngress": frozenset({"InvalidPermission.NotFound"}),
+    # EC2 answers a rule id that is gone with InvalidSecurityGroupRuleId.NotFound, moto with
+    # InvalidPermission.NotFound; either counts once the live state shows the rule absent.
+    "RevokeSecurityGroupIngress": frozenset(
+        {"InvalidPermission.NotFound", "InvalidSecurityGroupRuleId.NotFound"}
+    ),
+    "CreateFlowLogs": frozenset({"FlowLogAlreadyExists"}),
     "AcceptVpcPeeringConnection": frozenset({"InvalidStateTransition"}),
 }
 DRY_RUN_OK = "DryRunOperation"
@@ -217,13 +222,21 @@ class Executor:
         ec2 = self.clients.client("ec2", a.region)
         status, message, code = Status.APPLIED, f"applied {a.call.action}", None
         try:
-            getattr(ec2, a.call.method)(**a.call.parameters)
+            response = getattr(ec2, a.call.method)(**a.call.parameters)
         except ClientError as e:
             code, msg = error_of(e)
             if code in ALREADY_DONE.get(a.call.action, ()):
                 message = f"already done ({code})"
             else:
                 status, message = Status.FAILED, failure_text(a.call, code, msg)
+        else:
+            failed = failure_in_response(a.call, response)
+            if failed is not None:
+                code = failed[0]
+                status, message = Status.FAILED, failure_text(a.call, *failed)
+            undo = undo_from_response(a.call, response)
+            if undo is not None:
+                a = replace(a, undo=undo)
         after: dict[str, Any] | None = None
         if code not in DENIED:
             after_snap, _ = self._reread(a)

@@ -7,11 +7,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from peerguard.domain.model import (
+    FlowLog,
+    NetworkAcl,
+    NetworkAclEntry,
     PeeringConnection,
     PeeringSide,
     Route,
     RouteTable,
+    SecurityGroup,
+    SecurityGroupRule,
     Snapshot,
+    StaleReference,
     Subnet,
     Vpc,
 )
@@ -140,6 +146,173 @@ def peering(item: Json, region: str) -> PeeringConnection:
     )
 
 
+# -- security groups -------------------------------------------------------------------
+
+
+def _port(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def security_group_rule(item: Json) -> SecurityGroupRule:
+    """One item of DescribeSecurityGroupRules."""
+    ref = item.get("ReferencedGroupInfo") or {}
+    return SecurityGroupRule(
+        group_id=item["GroupId"],
+        rule_id=item.get("SecurityGroupRuleId"),
+        egress=bool(item.get("IsEgress")),
+        protocol=str(item.get("IpProtocol", "-1")),
+        from_port=_port(item.get("FromPort")),
+        to_port=_port(item.get("ToPort")),
+        cidr=item.get("CidrIpv4") or item.get("CidrIpv6"),
+        prefix_list_id=item.get("PrefixListId"),
+        referenced_group_id=ref.get("GroupId"),
+        referenced_owner_id=ref.get("UserId"),
+        referenced_vpc_id=ref.get("VpcId"),
+        referenced_peering_id=ref.get("VpcPeeringConnectionId"),
+        referenced_peering_status=ref.get("PeeringStatus"),
+        description=item.get("Description") or "",
+    )
+
+
+def permission_rules(group_id: str, perm: Json, egress: bool) -> list[SecurityGroupRule]:
+    """One IpPermissions item (DescribeSecurityGroups) -> one rule per source, as AWS
+    itself splits them (without rule ids: those are not in it)."""
+    common: dict[str, Any] = {
+        "group_id": group_id,
+        "egress": egress,
+        "protocol": str(perm.get("IpProtocol", "-1")),
+        "from_port": _port(perm.get("FromPort")),
+        "to_port": _port(perm.get("ToPort")),
+    }
+    out = [
+        SecurityGroupRule(**common, cidr=r["CidrIp"], description=r.get("Description") or "")
+        for r in perm.get("IpRanges") or []
+        if r.get("CidrIp")
+    ]
+    out += [
+        SecurityGroupRule(**common, cidr=r["CidrIpv6"], description=r.get("Description") or "")
+        for r in perm.get("Ipv6Ranges") or []
+        if r.get("CidrIpv6")
+    ]
+    out += [
+        SecurityGroupRule(
+            **common, prefix_list_id=r["PrefixListId"], description=r.get("Description") or ""
+        )
+        for r in perm.get("PrefixListIds") or []
+        if r.get("PrefixListId")
+    ]
+    out += [
+        SecurityGroupRule(
+            **common,
+            referenced_group_id=pair["GroupId"],
+            referenced_owner_id=pair.get("UserId"),
+            referenced_vpc_id=pair.get("VpcId"),
+            referenced_peering_id=pair.get("VpcPeeringConnectionId"),
+            referenced_peering_status=pair.get("PeeringStatus"),
+            description=pair.get("Description") or "",
+        )
+        for pair in perm.get("UserIdGroupPairs") or []
+        if pair.get("GroupId")
+    ]
+    return out
+
+
+def security_group(
+    item: Json, region: str, rules: Iterable[SecurityGroupRule] | None = None
+) -> SecurityGroup:
+    """One item of DescribeSecurityGroups; its rules from DescribeSecurityGroupRules when
+    given, else from its IpPermissions (then without rule ids)."""
+    gid = item["GroupId"]
+    if rules is None:
+        rules = [
+            r
+            for egress, key in ((False, "IpPermissions"), (True, "IpPermissionsEgress"))
+            for perm in item.get(key) or []
+            for r in permission_rules(gid, perm, egress)
+        ]
+    return SecurityGroup(
+        group_id=gid,
+        vpc_id=item.get("VpcId", ""),
+        owner_id=str(item.get("OwnerId", "")),
+        region=region,
+        name=item.get("GroupName", ""),
+        tags=tags(item),
+        rules=tuple(rules),
+    )
+
+
+def stale_references(item: Json) -> list[StaleReference]:
+    """One item of DescribeStaleSecurityGroups' StaleSecurityGroupSet."""
+    out = []
+    for egress, key in ((False, "StaleIpPermissions"), (True, "StaleIpPermissionsEgress")):
+        for perm in item.get(key) or []:
+            for pair in perm.get("UserIdGroupPairs") or []:
+                if not pair.get("GroupId"):
+                    continue
+                out.append(
+                    StaleReference(
+                        group_id=item["GroupId"],
+                        vpc_id=item.get("VpcId", ""),
+                        egress=egress,
+                        referenced_group_id=pair["GroupId"],
+                        referenced_owner_id=pair.get("UserId"),
+                        referenced_vpc_id=pair.get("VpcId"),
+                        peering_id=pair.get("VpcPeeringConnectionId"),
+                        peering_status=pair.get("PeeringStatus"),
+                        protocol=str(perm.get("IpProtocol", "-1")),
+                        from_port=_port(perm.get("FromPort")),
+                        to_port=_port(perm.get("ToPort")),
+                    )
+                )
+    return out
+
+
+# -- network ACLs and flow logs -------------------------------------------------------------
+
+
+def network_acl(item: Json) -> NetworkAcl:
+    entries = []
+    for e in item.get("Entries") or []:
+        cidr = e.get("CidrBlock") or e.get("Ipv6CidrBlock")
+        if not cidr:
+            continue
+        ports = e.get("PortRange") or {}
+        entries.append(
+            NetworkAclEntry(
+                rule_number=int(e["RuleNumber"]),
+                egress=bool(e.get("Egress")),
+                action=str(e.get("RuleAction", "deny")),
+                cidr=cidr,
+                protocol=str(e.get("Protocol", "-1")),
+                from_port=_port(ports.get("From")),
+                to_port=_port(ports.get("To")),
+            )
+        )
+    assocs = item.get("Associations") or []
+    return NetworkAcl(
+        acl_id=item["NetworkAclId"],
+        vpc_id=item.get("VpcId", ""),
+        owner_id=str(item.get("OwnerId", "")),
+        is_default=bool(item.get("IsDefault")),
+        entries=tuple(entries),
+        subnet_ids=tuple(a["SubnetId"] for a in assocs if a.get("SubnetId")),
+        tags=tags(item),
+    )
+
+
+def flow_log(item: Json) -> FlowLog:
+    return FlowLog(
+        flow_log_id=item["FlowLogId"],
+        resource_id=item.get("ResourceId", ""),
+        traffic_type=str(item.get("TrafficType") or "ALL"),
+        status=str(item.get("FlowLogStatus") or "ACTIVE"),
+        deliver_status=str(item.get("DeliverLogsStatus") or "SUCCESS"),
+        deliver_error=str(item.get("DeliverLogsErrorMessage") or ""),
+        destination_type=str(item.get("LogDestinationType") or "cloud-watch-logs"),
+        destination=str(item.get("LogGroupName") or item.get("LogDestination") or ""),
+    )
+
+
 def by_id(items: Iterable[Any], attr: str) -> dict[str, Any]:
     return {getattr(i, attr): i for i in items}
 
@@ -152,6 +325,11 @@ def snapshot_from_responses(
     route_tables: Iterable[Json] = (),
     vpcs: Iterable[Json] = (),
     subnets: Iterable[Json] = (),
+    security_groups: Iterable[Json] | None = None,
+    security_group_rules: Iterable[Json] | None = None,
+    network_acls: Iterable[Json] | None = None,
+    flow_logs: Iterable[Json] | None = None,
+    stale_security_groups: Iterable[Json] = (),
     taken_at: datetime | None = None,
 ) -> Snapshot:
     """A Snapshot of one account/region from recorded describe responses (the response dicts,
@@ -161,6 +339,9 @@ def snapshot_from_responses(
     the other responses say about it: the blocks of its "local" routes (one per associated
     block) and otherwise its peering's CidrBlock(Set). Subnets are never synthesised: their
     CIDRs are not in the other responses, so per-subnet checks see only what was recorded.
+    Security groups, network ACLs and flow logs left out (None) are "not read": their
+    checks judge nothing. Security group rules come from DescribeSecurityGroupRules pages
+    when given (with rule ids), else from the groups' own IpPermissions.
     """
     pcx = [peering(i, region) for page in peerings for i in page.get("VpcPeeringConnections", [])]
     tables = [route_table(i) for page in route_tables for i in page.get("RouteTables", [])]
@@ -188,10 +369,47 @@ def snapshot_from_responses(
             cidr_blocks=tuple(dict.fromkeys((prior.cidr_blocks if prior else ()) + v4)),
             ipv6_cidr_blocks=tuple(dict.fromkeys((prior.ipv6_cidr_blocks if prior else ()) + v6)),
         )
+    groups: dict[str, SecurityGroup] | None = None
+    if security_groups is not None:
+        rules: dict[str, list[SecurityGroupRule]] | None = None
+        if security_group_rules is not None:
+            rules = {}
+            for page in security_group_rules:
+                for item in page.get("SecurityGroupRules", []):
+                    rule = security_group_rule(item)
+                    rules.setdefault(rule.group_id, []).append(rule)
+        groups = {}
+        for page in security_groups:
+            for item in page.get("SecurityGroups", []):
+                own = None if rules is None else rules.get(item["GroupId"], [])
+                g = security_group(item, region, own)
+                groups[g.group_id] = g
+    acls = None
+    if network_acls is not None:
+        acls = by_id(
+            (network_acl(i) for page in network_acls for i in page.get("NetworkAcls", [])),
+            "acl_id",
+        )
+    logs = None
+    if flow_logs is not None:
+        logs = by_id(
+            (flow_log(i) for page in flow_logs for i in page.get("FlowLogs", [])), "flow_log_id"
+        )
+    stale = tuple(
+        ref
+        for page in stale_security_groups
+        for item in page.get("StaleSecurityGroupSet", [])
+        for ref in stale_references(item)
+    )
     return Snapshot(
         account_id=account_id,
         taken_at=taken_at or datetime.now(UTC),
         readable=frozenset({(account_id, region)}),
+        security_groups=groups,
+        known_groups={g.group_id: g.vpc_id for g in (groups or {}).values()},
+        network_acls=acls,
+        flow_logs=logs,
+        stale_references=stale,
         vpcs=found | known,
         subnets=by_id(
             (subnet(i) for page in subnets for i in page.get("Subnets", [])), "subnet_id"

@@ -4,6 +4,14 @@ Every describe call is paginated, and every server-side filter is applied again 
 (moto, and some EC2 filters, return more than asked). A call that is denied becomes a
 warning naming the missing permission and marks that part of the snapshot partial; the
 rest of the audit still runs.
+
+Besides VPCs, subnets, route tables and peerings: network ACLs and flow logs of every VPC
+read; security groups with their rules (by rule id) of the VPCs a change touched (of every
+VPC in a full read), every group of this account those rules reference, and
+DescribeStaleSecurityGroups for the VPCs whose rules reference another account's groups
+(the one case the snapshot cannot judge by itself; endpoints that do not implement the
+call are simply not asked again). DescribeNetworkInterfaces is not called: no check needs
+to know which instances use a group, and its cost grows with the instances of the account.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
+from botocore.parsers import ResponseParserError
 
 from peerguard import clock
 from peerguard.aws import parse
@@ -20,9 +29,14 @@ from peerguard.aws.clients import Clients
 from peerguard.domain.model import (
     ACTIVE,
     PENDING_ACCEPTANCE,
+    FlowLog,
+    NetworkAcl,
     PeeringConnection,
     RouteTable,
+    SecurityGroup,
+    SecurityGroupRule,
     Snapshot,
+    StaleReference,
     Subnet,
     Vpc,
 )
@@ -31,6 +45,8 @@ from peerguard.domain.scope import Scope
 DENIED = frozenset(
     {"UnauthorizedOperation", "AccessDenied", "AccessDeniedException", "AuthFailure"}
 )
+# What an endpoint answers for a call it does not implement (LocalStack, older emulators).
+NOT_IMPLEMENTED = frozenset({"InvalidAction", "NotImplemented", "UnsupportedOperation"})
 MAX_FILTER_VALUES = 200  # EC2 limit on values per filter
 _PEERING_SIDES = ("RequesterVpcInfo", "AccepterVpcInfo")
 
@@ -41,6 +57,11 @@ READ_ACTIONS = (
     "ec2:DescribeRouteTables",
     "ec2:DescribeVpcPeeringConnections",
     "ec2:DescribeVpcAttribute",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSecurityGroupRules",
+    "ec2:DescribeStaleSecurityGroups",
+    "ec2:DescribeNetworkAcls",
+    "ec2:DescribeFlowLogs",
 )
 
 
@@ -53,6 +74,11 @@ class _Region:
     subnets: dict[str, Subnet] = field(default_factory=dict)
     tables: dict[str, RouteTable] = field(default_factory=dict)
     peerings: dict[str, PeeringConnection] = field(default_factory=dict)
+    groups: dict[str, SecurityGroup] = field(default_factory=dict)
+    known_groups: dict[str, str] = field(default_factory=dict)
+    stale: list[StaleReference] = field(default_factory=list)
+    acls: dict[str, NetworkAcl] = field(default_factory=dict)
+    flow_logs: dict[str, FlowLog] = field(default_factory=dict)
     partial: set[tuple[str, str]] = field(default_factory=set)
     warnings: list[str] = field(default_factory=list)
 
@@ -65,7 +91,8 @@ class Reader:
     # -- public -------------------------------------------------------------
 
     def full(self, regions: Iterable[str]) -> Snapshot:
-        """Every VPC, subnet, route table and peering of the given regions."""
+        """Everything of the given regions: VPCs, subnets, route tables, peerings, security
+        groups and their rules, network ACLs and flow logs."""
         parts = []
         for region in regions:
             r = _Region(region)
@@ -73,6 +100,9 @@ class Reader:
             r.subnets = self._subnets(r, None)
             r.tables = self._tables(r, None)
             r.peerings = self._peerings(r, None, None)
+            r.acls = self._acls(r, None)
+            r.flow_logs = self._flow_logs(r, None)
+            self._groups(r, None)
             parts.append(r)
         return self._snapshot(parts)
 
@@ -84,28 +114,44 @@ class Reader:
         """
         r = _Region(region)
         vpc_ids = set(scope.vpc_ids)
+        subnet_ids = set(scope.subnet_ids)
         if scope.route_table_ids:
             found = self._tables(r, {"route-table-id": scope.route_table_ids})
             vpc_ids |= {t.vpc_id for t in found.values()}
-        if scope.subnet_ids:
-            subs = self._subnets(r, {"subnet-id": scope.subnet_ids})
+        if scope.security_group_ids:
+            vpc_ids |= set(self._lookup_groups(r, scope.security_group_ids).values())
+        if scope.network_acl_ids:
+            vpc_ids |= {a.vpc_id for a in self._acls_by_id(r, scope.network_acl_ids).values()}
+        unlogged: set[str] = set()
+        if scope.flow_log_ids:
+            logs = self._flow_logs(r, {"flow-log-id": scope.flow_log_ids})
+            for fl in logs.values():
+                if fl.resource_id.startswith("vpc-"):
+                    vpc_ids.add(fl.resource_id)
+                elif fl.resource_id.startswith("subnet-"):
+                    subnet_ids.add(fl.resource_id)
+            if set(scope.flow_log_ids) - set(logs):
+                unlogged = self._unlogged_peered_vpcs(r)  # deleted: whose was it?
+        if subnet_ids:
+            subs = self._subnets(r, {"subnet-id": subnet_ids})
             vpc_ids |= {s.vpc_id for s in subs.values()}
         peerings: dict[str, PeeringConnection] = {}
         if scope.peering_ids:
             peerings |= self._peerings(r, scope.peering_ids, None)
         for p in peerings.values():
             vpc_ids |= {p.requester.vpc_id, p.accepter.vpc_id}
-        if vpc_ids:
-            peerings |= self._peerings(r, None, vpc_ids)
+        if vpc_ids | unlogged:
+            peerings |= self._peerings(r, None, vpc_ids | unlogged)
         parts = [r]
-        by_region = self._own_vpcs_by_region(peerings.values(), vpc_ids, region)
+        touched = set(vpc_ids)  # their security groups are read too
+        by_region = self._own_vpcs_by_region(peerings.values(), vpc_ids | unlogged, region)
         other_regions = set(regions) - {region}
         for reg, ids in sorted(by_region.items()):
             if reg == region:
-                self._read_vpcs(r, ids)
+                self._read_vpcs(r, ids, touched)
             elif reg in other_regions:
                 other = _Region(reg)
-                self._read_vpcs(other, ids)
+                self._read_vpcs(other, ids, touched)
                 parts.append(other)
         # Routes may point at peerings outside the scope: read those to judge them.
         referenced = {
@@ -176,12 +222,17 @@ class Reader:
                     out.setdefault(side.region, set()).add(side.vpc_id)
         return out
 
-    def _read_vpcs(self, r: _Region, ids: set[str]) -> None:
+    def _read_vpcs(self, r: _Region, ids: set[str], touched: set[str]) -> None:
+        """The VPCs `ids` in full (their security groups only for those in `touched`)."""
         if not ids:
             return
         r.vpcs |= self._vpcs(r, ids)
-        r.subnets |= self._subnets(r, {"vpc-id": ids})
+        subs = self._subnets(r, {"vpc-id": ids})
+        r.subnets |= subs
         r.tables |= self._tables(r, {"vpc-id": ids})
+        r.acls |= self._acls(r, {"vpc-id": ids})
+        r.flow_logs |= self._flow_logs(r, {"resource-id": ids | set(subs)})
+        self._groups(r, ids & touched)
 
     def _paginate(
         self,
@@ -191,9 +242,13 @@ class Reader:
         key: str,
         filters: Mapping[str, Iterable[str]] | None,
         combine: bool = False,
+        params: Mapping[str, Any] | None = None,
+        filter_arg: str = "Filters",
+        consequence: str = "",
     ) -> Iterator[dict[str, Any]]:
         """Every item of a describe call. Filters of different names are separate requests
-        (their union), unless `combine` asks for one request matching all of them."""
+        (their union), unless `combine` asks for one request matching all of them.
+        `filter_arg`: DescribeFlowLogs calls its filters `Filter`."""
         ec2 = self.clients.client("ec2", r.region)
         batches: list[list[dict[str, Any]]] = [[]]
         if filters and combine:
@@ -206,7 +261,7 @@ class Reader:
                     batches.append([{"Name": name, "Values": vals[i : i + MAX_FILTER_VALUES]}])
         try:
             for flt in batches:
-                kwargs = {"Filters": flt} if flt else {}
+                kwargs: dict[str, Any] = {**(params or {}), **({filter_arg: flt} if flt else {})}
                 for page in ec2.get_paginator(op).paginate(**kwargs):
                     yield from page.get(key, [])
         except ClientError as e:
@@ -216,7 +271,8 @@ class Reader:
             action = "ec2:" + "".join(w.capitalize() for w in op.split("_"))
             r.partial.add((r.region, kind))
             r.warnings.append(
-                f"missing permission {action} in {r.region} ({code}): {kind} not checked there"
+                f"missing permission {action} in {r.region} ({code}): "
+                f"{consequence or kind + ' not checked there'}"
             )
 
     def _vpcs(self, r: _Region, ids: set[str] | None) -> dict[str, Vpc]:
@@ -268,6 +324,199 @@ class Reader:
             out[pcx_id] = parse.peering(item, r.region)
         return out
 
+    # -- security groups, network ACLs, flow logs --------------------------------------
+
+    def _lookup_groups(self, r: _Region, ids: Iterable[str]) -> dict[str, str]:
+        """group id -> VPC id of the groups that exist among `ids` (remembered as known)."""
+        wanted = set(ids)
+        items = self._paginate(
+            r, "security_groups", "describe_security_groups", "SecurityGroups", {"group-id": wanted}
+        )
+        found = {i["GroupId"]: i.get("VpcId", "") for i in items if i["GroupId"] in wanted}
+        r.known_groups |= found
+        return found
+
+    def _groups(self, r: _Region, vpc_ids: set[str] | None) -> None:
+        """The security groups of `vpc_ids` (None: of the region) with their rules; then what
+        judging their references needs: every group of this account they reference, and
+        EC2's list of stale references where another account's group is referenced."""
+        if vpc_ids is not None and not vpc_ids:
+            return
+        flt = None if vpc_ids is None else {"vpc-id": vpc_ids}
+        denied_before = (r.region, "security_groups") in r.partial
+        items = [
+            i
+            for i in self._paginate(
+                r, "security_groups", "describe_security_groups", "SecurityGroups", flt
+            )
+            if vpc_ids is None or i.get("VpcId") in vpc_ids
+        ]
+        if not denied_before and (r.region, "security_groups") in r.partial:
+            return
+        rules = self._rules(r, None if vpc_ids is None else {i["GroupId"] for i in items})
+        new = [
+            parse.security_group(
+                i, r.region, None if rules is None else rules.get(i["GroupId"], [])
+            )
+            for i in items
+        ]
+        for g in new:
+            r.groups[g.group_id] = g
+            r.known_groups[g.group_id] = g.vpc_id
+        if vpc_ids is not None:
+            ours = {
+                rule.referenced_group_id
+                for g in new
+                for rule in g.rules
+                if rule.referenced_group_id
+                and rule.referenced_owner_id in (None, self.account_id, g.owner_id)
+            }
+            missing = ours - set(r.known_groups)
+            if missing:
+                self._lookup_groups(r, missing)
+        foreign = sorted(
+            {
+                g.vpc_id
+                for g in new
+                for rule in g.rules
+                if rule.referenced_group_id
+                and rule.referenced_owner_id not in (None, self.account_id, g.owner_id)
+                and rule.referenced_group_id not in r.known_groups
+            }
+        )
+        for vpc_id in foreign:
+            if not self._stale(r, vpc_id):
+                break  # the endpoint does not implement it: do not ask for every VPC
+
+    def _rules(
+        self, r: _Region, group_ids: set[str] | None
+    ) -> dict[str, list[SecurityGroupRule]] | None:
+        """Rules (with their ids) by group; None when they could not be read (the groups'
+        own IpPermissions stand in, without rule ids)."""
+        if group_ids is not None and not group_ids:
+            return {}
+        flt = None if group_ids is None else {"group-id": group_ids}
+        denied_before = (r.region, "security_group_rules") in r.partial
+        items = list(
+            self._paginate(
+                r,
+                "security_group_rules",
+                "describe_security_group_rules",
+                "SecurityGroupRules",
+                flt,
+                consequence="security group rules read without their ids, so none is revoked there",
+            )
+        )
+        if not denied_before and (r.region, "security_group_rules") in r.partial:
+            return None
+        out: dict[str, list[SecurityGroupRule]] = {}
+        for item in items:
+            if group_ids is None or item["GroupId"] in group_ids:
+                rule = parse.security_group_rule(item)
+                out.setdefault(rule.group_id, []).append(rule)
+        return out
+
+    def _stale(self, r: _Region, vpc_id: str) -> bool:
+        """EC2's stale references of one VPC; False when the endpoint does not implement
+        DescribeStaleSecurityGroups (moto: NotImplementedError in process, an HTML 500 from
+        its server), so the snapshot's own verdict stands alone."""
+        try:
+            items = list(
+                self._paginate(
+                    r,
+                    "stale_security_groups",
+                    "describe_stale_security_groups",
+                    "StaleSecurityGroupSet",
+                    None,
+                    params={"VpcId": vpc_id},
+                    consequence="stale references to other accounts' groups not checked there",
+                )
+            )
+        except (NotImplementedError, ResponseParserError):
+            return False
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code", "") in NOT_IMPLEMENTED:
+                return False
+            raise
+        for item in items:
+            if item.get("VpcId", vpc_id) == vpc_id:
+                r.stale += parse.stale_references(item)
+        return True
+
+    def _acls(self, r: _Region, flt: Mapping[str, Iterable[str]] | None) -> dict[str, NetworkAcl]:
+        items = self._paginate(r, "network_acls", "describe_network_acls", "NetworkAcls", flt)
+        match = _matcher(flt)
+        acls = (
+            parse.network_acl(i)
+            for i in items
+            if match({"vpc-id": i.get("VpcId", ""), "network-acl-id": i["NetworkAclId"]})
+        )
+        return {a.acl_id: a for a in acls}
+
+    def _acls_by_id(self, r: _Region, ids: Iterable[str]) -> dict[str, NetworkAcl]:
+        """ACLs by id (NetworkAclIds: not every endpoint filters on network-acl-id); an id
+        that no longer exists is skipped, not an error."""
+        wanted = sorted(set(ids))
+        out: dict[str, NetworkAcl] = {}
+        batches = [wanted] if len(wanted) == 1 else [[i] for i in wanted]
+        for batch in batches:
+            try:
+                items = list(
+                    self._paginate(
+                        r,
+                        "network_acls",
+                        "describe_network_acls",
+                        "NetworkAcls",
+                        None,
+                        params={"NetworkAclIds": batch},
+                    )
+                )
+            except ClientError as e:
+                # EC2 says InvalidNetworkAclID.NotFound (moto 5.2.5: InvalidRouteTableID...)
+                if not e.response.get("Error", {}).get("Code", "").endswith(".NotFound"):
+                    raise
+                continue
+            out |= {a.acl_id: a for a in map(parse.network_acl, items) if a.acl_id in batch}
+        r.acls |= out
+        return out
+
+    def _flow_logs(self, r: _Region, flt: Mapping[str, Iterable[str]] | None) -> dict[str, FlowLog]:
+        items = self._paginate(
+            r, "flow_logs", "describe_flow_logs", "FlowLogs", flt, filter_arg="Filter"
+        )
+        match = _matcher(flt)
+        logs = (
+            parse.flow_log(i)
+            for i in items
+            if match({"resource-id": i.get("ResourceId", ""), "flow-log-id": i["FlowLogId"]})
+        )
+        return {fl.flow_log_id: fl for fl in logs}
+
+    def _unlogged_peered_vpcs(self, r: _Region) -> set[str]:
+        """This account's VPCs in the region with an active peering and no VPC-wide flow log
+        recording ALL traffic: the VPCs a deleted flow log may have left unrecorded
+        (DeleteFlowLogs names only the flow log, which can no longer be looked up).
+
+        Two region-wide listings (flow logs, active peerings): their cost grows with the
+        account only by pagination."""
+        logged = {fl.resource_id for fl in self._flow_logs(r, None).values() if fl.captures_all}
+        items = self._paginate(
+            r,
+            "peerings",
+            "describe_vpc_peering_connections",
+            "VpcPeeringConnections",
+            {"status-code": [ACTIVE]},
+        )
+        out: set[str] = set()
+        for item in items:
+            p = parse.peering(item, r.region)
+            if p.status != ACTIVE:
+                continue
+            for side in p.sides:
+                if (side.owner_id, side.region) == (self.account_id, r.region):
+                    out.add(side.vpc_id)
+        return out - logged
+
     def _dns_hostnames(self, vpc: Vpc) -> bool | None:
         ec2 = self.clients.client("ec2", vpc.region)
         try:
@@ -306,6 +555,11 @@ class Reader:
             subnets={k: v for p in parts for k, v in p.subnets.items()},
             route_tables={k: v for p in parts for k, v in p.tables.items()},
             peerings=peerings,
+            security_groups={k: v for p in parts for k, v in p.groups.items()},
+            known_groups={k: v for p in parts for k, v in p.known_groups.items()},
+            stale_references=tuple(s for p in parts for s in p.stale),
+            network_acls={k: v for p in parts for k, v in p.acls.items()},
+            flow_logs={k: v for p in parts for k, v in p.flow_logs.items()},
             partial=frozenset(x for p in parts for x in p.partial),
             warnings=tuple(w for p in parts for w in p.warnings),
         )

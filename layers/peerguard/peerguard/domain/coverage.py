@@ -82,6 +82,8 @@ class Coverage:
                 | read_vpcs
                 | set(snapshot.subnets)
                 | set(snapshot.route_tables)
+                | set(snapshot.security_groups or ())
+                | set(snapshot.network_acls or ())
                 | peerings
             )
         return cls(snapshot.account_id, regions, frozenset(check_ids), resource_ids)

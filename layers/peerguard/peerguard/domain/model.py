@@ -10,11 +10,12 @@ import ipaddress
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from functools import cached_property, lru_cache
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+T = TypeVar("T")
 
 IGNORE_TAG = "peerguard:ignore"
 PEER_ROUTES_TAG = "peerguard:peer-routes"
@@ -205,6 +206,297 @@ class PeeringConnection(_Frozen):
         return self.tags.get(IGNORE_TAG, "").lower() == "true"
 
 
+# -- security groups, network ACLs, flow logs ----------------------------------------------
+
+ALL_PROTOCOLS = -1
+TCP, UDP, ICMP, ICMPV6 = 6, 17, 1, 58
+PORTED = (TCP, UDP)  # the protocols whose rules and entries carry port ranges
+ALL_PORTS = (0, 65535)
+_PROTOCOL_NUMBERS = {"-1": -1, "all": -1, "tcp": TCP, "udp": UDP, "icmp": ICMP, "icmpv6": ICMPV6}
+_PROTOCOL_NAMES = {TCP: "tcp", UDP: "udp", ICMP: "icmp", ICMPV6: "icmpv6"}
+
+
+@lru_cache(maxsize=512)
+def protocol_number(value: str) -> int:
+    """ "-1"/"tcp"/"6"/"icmpv6"/"50" -> the IP protocol number (-1: every protocol).
+
+    Security groups say "tcp", network ACLs say "6"; both come here. An unknown name is -2,
+    which matches no entry that names a protocol and is never "all"."""
+    v = str(value).strip().lower()
+    if v in _PROTOCOL_NUMBERS:
+        return _PROTOCOL_NUMBERS[v]
+    return int(v) if v.lstrip("-").isdigit() else -2
+
+
+def protocol_name(number: int) -> str:
+    if number == ALL_PROTOCOLS:
+        return "all traffic"
+    return _PROTOCOL_NAMES.get(number, f"protocol {number}")
+
+
+def port_text(ports: tuple[int, int]) -> str:
+    lo, hi = ports
+    if (lo, hi) == ALL_PORTS:
+        return "every port"
+    return f"port {lo}" if lo == hi else f"ports {lo}-{hi}"
+
+
+def is_world(cidr: str | None) -> bool:
+    """0.0.0.0/0 or ::/0 (any spelling a /0 can take)."""
+    return cidr is not None and span(cidr).prefixlen == 0
+
+
+class SecurityGroupRule(_Frozen):
+    """One rule with one source or destination, as DescribeSecurityGroupRules returns it.
+
+    `rule_id` is None when the rule was read from DescribeSecurityGroups alone (its
+    IpPermissions carry no rule ids): such a rule can be reported, not revoked by id.
+    """
+
+    group_id: str
+    rule_id: str | None = None
+    egress: bool = False
+    protocol: str = "-1"  # as AWS spells it: -1, tcp, udp, icmp, icmpv6 or a number
+    from_port: int | None = None
+    to_port: int | None = None
+    cidr: str | None = None  # CidrIpv4 or CidrIpv6
+    prefix_list_id: str | None = None
+    referenced_group_id: str | None = None
+    referenced_owner_id: str | None = None
+    referenced_vpc_id: str | None = None
+    referenced_peering_id: str | None = None
+    referenced_peering_status: str | None = None
+    description: str = ""
+
+    @property
+    def proto(self) -> int:
+        return protocol_number(self.protocol)
+
+    @property
+    def all_traffic(self) -> bool:
+        return self.proto == ALL_PROTOCOLS
+
+    @property
+    def ports(self) -> tuple[int, int] | None:
+        """The port range of a tcp/udp rule (every port for all traffic); None otherwise."""
+        if self.all_traffic:
+            return ALL_PORTS
+        if self.proto not in PORTED:
+            return None
+        lo = 0 if self.from_port is None or self.from_port < 0 else self.from_port
+        hi = 65535 if self.to_port is None or self.to_port < 0 else self.to_port
+        return lo, hi
+
+    def allows(self, proto: int, port: int | None) -> bool:
+        """Does this rule let `proto` traffic to `port` through (sources aside)?"""
+        if self.all_traffic:
+            return True
+        if proto != self.proto:
+            return False
+        ports = self.ports
+        return ports is None or port is None or ports[0] <= port <= ports[1]
+
+    @property
+    def source(self) -> str:
+        """The source (ingress) or destination (egress) as people read it."""
+        if self.cidr:
+            return self.cidr
+        if self.prefix_list_id:
+            return self.prefix_list_id
+        if self.referenced_group_id:
+            owner = f" of account {self.referenced_owner_id}" if self.referenced_owner_id else ""
+            return f"security group {self.referenced_group_id}{owner}"
+        return "nothing"
+
+    @property
+    def what(self) -> str:
+        """What the rule allows: 'all traffic', 'tcp port 22', 'udp every port', 'icmp'."""
+        ports = self.ports
+        if self.all_traffic:
+            return "all traffic"
+        if ports is None:
+            return protocol_name(self.proto)
+        return f"{protocol_name(self.proto)} {port_text(ports)}"
+
+    @property
+    def name(self) -> str:
+        """The rule's id, or what it is when it has none."""
+        if self.rule_id:
+            return self.rule_id
+        direction, way = ("egress", "to") if self.egress else ("ingress", "from")
+        return f"({direction} {self.what} {way} {self.source})"
+
+    def key(self) -> str:
+        """A stable identity: the rule id, or its content when it has none."""
+        if self.rule_id:
+            return self.rule_id
+        return "|".join(
+            str(x)
+            for x in (self.egress, self.proto, self.ports, self.cidr, self.prefix_list_id,
+                      self.referenced_group_id)
+        )  # fmt: skip
+
+
+class SecurityGroup(_Frozen):
+    group_id: str
+    vpc_id: str
+    owner_id: str
+    region: str
+    name: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+    rules: tuple[SecurityGroupRule, ...] = ()
+
+    @property
+    def ignored(self) -> bool:
+        return self.tags.get(IGNORE_TAG, "").lower() == "true"
+
+    @property
+    def ingress(self) -> list[SecurityGroupRule]:
+        return [r for r in self.rules if not r.egress]
+
+    def rule(self, rule_id: str) -> SecurityGroupRule | None:
+        return next((r for r in self.rules if r.rule_id == rule_id), None)
+
+    @property
+    def label(self) -> str:
+        return f"{self.group_id} ({self.name})" if self.name else self.group_id
+
+
+class StaleReference(_Frozen):
+    """A rule DescribeStaleSecurityGroups reports stale: it references a group across a
+    peering that is gone, or a peer group that is gone."""
+
+    group_id: str
+    vpc_id: str
+    egress: bool
+    referenced_group_id: str
+    referenced_owner_id: str | None = None
+    referenced_vpc_id: str | None = None
+    peering_id: str | None = None
+    peering_status: str | None = None
+    protocol: str = "-1"
+    from_port: int | None = None
+    to_port: int | None = None
+
+    def describes(self, rule: SecurityGroupRule) -> bool:
+        """Is `rule` the rule this stale permission stands for?"""
+        if (rule.group_id, rule.egress, rule.referenced_group_id) != (
+            self.group_id,
+            self.egress,
+            self.referenced_group_id,
+        ):
+            return False
+        same = SecurityGroupRule(
+            group_id=self.group_id,
+            protocol=self.protocol,
+            from_port=self.from_port,
+            to_port=self.to_port,
+        )
+        return (same.proto, same.ports) == (rule.proto, rule.ports)
+
+
+class NetworkAclEntry(_Frozen):
+    rule_number: int
+    egress: bool
+    action: str  # allow | deny
+    cidr: str  # CidrBlock or Ipv6CidrBlock
+    protocol: str = "-1"  # as AWS spells it for ACLs: -1, 6, 17, 1, 58, ...
+    from_port: int | None = None
+    to_port: int | None = None
+
+    @property
+    def proto(self) -> int:
+        return protocol_number(self.protocol)
+
+    @property
+    def allow(self) -> bool:
+        return self.action.lower() == "allow"
+
+    @property
+    def ports(self) -> tuple[int, int]:
+        """The destination ports it matches (every port when it names none)."""
+        if self.proto not in PORTED or self.from_port is None or self.to_port is None:
+            return ALL_PORTS
+        return self.from_port, self.to_port
+
+    def matches(self, version: int, address: int, proto: int, port: int | None) -> bool:
+        s = span(self.cidr)
+        if s.version != version or not s.first <= address <= s.last:
+            return False
+        if self.proto != ALL_PROTOCOLS and self.proto != proto:
+            return False
+        if self.proto in PORTED and port is not None:
+            lo, hi = self.ports
+            return lo <= port <= hi
+        return True
+
+    @property
+    def text(self) -> str:
+        what = protocol_name(self.proto)
+        if self.proto in PORTED:
+            what += f" {port_text(self.ports)}"
+        return f"rule {self.rule_number} ({self.action} {what} {self.cidr})"
+
+
+class NetworkAcl(_Frozen):
+    acl_id: str
+    vpc_id: str
+    owner_id: str = ""
+    is_default: bool = False
+    entries: tuple[NetworkAclEntry, ...] = ()
+    subnet_ids: tuple[str, ...] = ()  # associations
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    def direction(self, egress: bool) -> list[NetworkAclEntry]:
+        """The entries of one direction in evaluation order: lowest rule number first."""
+        return sorted((e for e in self.entries if e.egress == egress), key=lambda e: e.rule_number)
+
+
+FLOW_LOG_ACTIVE = "ACTIVE"
+
+
+class FlowLog(_Frozen):
+    flow_log_id: str
+    resource_id: str  # vpc-, subnet- or eni-
+    traffic_type: str = "ALL"  # ALL | ACCEPT | REJECT
+    status: str = FLOW_LOG_ACTIVE  # FlowLogStatus
+    deliver_status: str = "SUCCESS"  # DeliverLogsStatus
+    deliver_error: str = ""
+    destination_type: str = "cloud-watch-logs"
+    destination: str = ""  # the log group name or the bucket / stream ARN
+
+    @property
+    def captures_all(self) -> bool:
+        """Active, recording accepted and rejected traffic, and delivering it."""
+        return (
+            self.traffic_type.upper() == "ALL"
+            and self.status.upper() == FLOW_LOG_ACTIVE
+            and self.deliver_status.upper() != "FAILED"
+        )
+
+    @property
+    def shortfall(self) -> str:
+        """Why it does not count ('' when it does)."""
+        if self.status.upper() != FLOW_LOG_ACTIVE:
+            return f"{self.flow_log_id} is {self.status}"
+        if self.traffic_type.upper() != "ALL":
+            return f"{self.flow_log_id} records {self.traffic_type} traffic only"
+        if self.deliver_status.upper() == "FAILED":
+            why = f": {self.deliver_error}" if self.deliver_error else ""
+            return f"{self.flow_log_id} delivers nothing (DeliverLogsStatus FAILED{why})"
+        return ""
+
+
+class ActivePeer(NamedTuple):
+    """The other side of an active peering, as seen from one VPC."""
+
+    pcx_id: str
+    vpc_id: str
+    owner_id: str
+    region: str
+    blocks: tuple[str, ...]
+
+
 class Snapshot(_Frozen):
     """The network of one account across one or more regions, as read at `taken_at`.
 
@@ -221,6 +513,17 @@ class Snapshot(_Frozen):
     subnets: dict[str, Subnet] = Field(default_factory=dict)
     route_tables: dict[str, RouteTable] = Field(default_factory=dict)
     peerings: dict[str, PeeringConnection] = Field(default_factory=dict)
+    # None = not read at all (a snapshot from route recordings): checks of that kind judge
+    # nothing rather than call everything missing. Readers read them for every VPC they put
+    # in `vpcs` (security groups: for the VPCs a change touched, and every group a rule of
+    # theirs references), so a VPC in `vpcs` with no flow log has none.
+    security_groups: dict[str, SecurityGroup] | None = None
+    network_acls: dict[str, NetworkAcl] | None = None
+    flow_logs: dict[str, FlowLog] | None = None
+    # Every group id read or looked up -> its VPC: a group of this account that a rule
+    # references and that is absent here is gone.
+    known_groups: dict[str, str] = Field(default_factory=dict)
+    stale_references: tuple[StaleReference, ...] = ()
     partial: frozenset[tuple[str, str]] = frozenset()
     warnings: tuple[str, ...] = ()
 
@@ -323,8 +626,76 @@ class Snapshot(_Frozen):
         vpc = self.vpcs.get(side.vpc_id)
         return vpc.all_cidrs if vpc and vpc.all_cidrs else side.all_cidrs
 
+    # -- security groups, ACLs, flow logs ---------------------------------------------
+
+    @cached_property
+    def _active_peers(self) -> dict[str, list[ActivePeer]]:
+        out: dict[str, list[ActivePeer]] = {}
+        for pcx in sorted(self.peerings.values(), key=lambda p: p.pcx_id):
+            if pcx.status != ACTIVE:
+                continue
+            for here, there in ((pcx.requester, pcx.accepter), (pcx.accepter, pcx.requester)):
+                if here.vpc_id == there.vpc_id:
+                    continue
+                peer = ActivePeer(
+                    pcx.pcx_id, there.vpc_id, there.owner_id, there.region, self.vpc_cidrs(there)
+                )
+                out.setdefault(here.vpc_id, []).append(peer)
+        return out
+
+    def active_peers(self, vpc_id: str) -> list[ActivePeer]:
+        """The VPCs joined to `vpc_id` by an active peering (one entry per peering)."""
+        return self._active_peers.get(vpc_id, [])
+
+    def peerings_between(self, a: str, b: str) -> list[PeeringConnection]:
+        return sorted(
+            (p for p in self.peerings_of(a) if {p.requester.vpc_id, p.accepter.vpc_id} == {a, b}),
+            key=lambda p: p.pcx_id,
+        )
+
+    def group_vpc(self, group_id: str) -> str | None:
+        """The VPC of a group that was read or looked up (None: not seen)."""
+        g = (self.security_groups or {}).get(group_id)
+        return g.vpc_id if g else self.known_groups.get(group_id)
+
+    @cached_property
+    def _acl_of_subnet(self) -> dict[str, NetworkAcl]:
+        out: dict[str, NetworkAcl] = {}
+        for acl in (self.network_acls or {}).values():
+            for sid in acl.subnet_ids:
+                out[sid] = acl
+        return out
+
+    @cached_property
+    def _default_acl_of_vpc(self) -> dict[str, NetworkAcl]:
+        out: dict[str, NetworkAcl] = {}
+        for acl in (self.network_acls or {}).values():
+            if acl.is_default:
+                out.setdefault(acl.vpc_id, acl)
+        return out
+
+    def acl_of(self, subnet: Subnet) -> NetworkAcl | None:
+        """The network ACL a subnet uses: its association, else its VPC's default ACL."""
+        return self._acl_of_subnet.get(subnet.subnet_id) or self._default_acl_of_vpc.get(
+            subnet.vpc_id
+        )
+
+    @cached_property
+    def _flow_logs_by_resource(self) -> dict[str, list[FlowLog]]:
+        out: dict[str, list[FlowLog]] = {}
+        for fl in sorted((self.flow_logs or {}).values(), key=lambda f: f.flow_log_id):
+            out.setdefault(fl.resource_id, []).append(fl)
+        return out
+
+    def flow_logs_on(self, resource_id: str) -> list[FlowLog]:
+        return self._flow_logs_by_resource.get(resource_id, [])
+
     def merged(self, other: Snapshot) -> Snapshot:
         """Union of two snapshots (another region or another account's view)."""
+
+        def union(a: dict[str, T] | None, b: dict[str, T] | None) -> dict[str, T] | None:
+            return None if a is None and b is None else {**(a or {}), **(b or {})}
+
         return Snapshot(
             account_id=self.account_id,
             taken_at=min(self.taken_at, other.taken_at),
@@ -333,6 +704,11 @@ class Snapshot(_Frozen):
             subnets={**self.subnets, **other.subnets},
             route_tables={**self.route_tables, **other.route_tables},
             peerings={**other.peerings, **self.peerings},
+            security_groups=union(self.security_groups, other.security_groups),
+            network_acls=union(self.network_acls, other.network_acls),
+            flow_logs=union(self.flow_logs, other.flow_logs),
+            known_groups={**self.known_groups, **other.known_groups},
+            stale_references=self.stale_references + other.stale_references,
             partial=self.partial | other.partial,
             warnings=self.warnings + other.warnings,
         )

@@ -13,6 +13,9 @@ class Scope:
     peering_ids: frozenset[str] = frozenset()
     route_table_ids: frozenset[str] = frozenset()
     subnet_ids: frozenset[str] = frozenset()
+    security_group_ids: frozenset[str] = frozenset()
+    network_acl_ids: frozenset[str] = frozenset()
+    flow_log_ids: frozenset[str] = frozenset()
 
     def __bool__(self) -> bool:
         return any(getattr(self, f.name) for f in fields(self))

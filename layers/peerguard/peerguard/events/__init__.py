@@ -204,6 +204,9 @@ class Change:
             peering_ids=self.peering_ids,
             route_table_ids=self.route_table_ids,
             subnet_ids=self.subnet_ids,
+            security_group_ids=self.security_group_ids,
+            network_acl_ids=self.network_acl_ids,
+            flow_log_ids=self.flow_log_ids,
         )
 
 

@@ -1,4 +1,5 @@
-"""The grace queue's message: a change whose route findings wait to be confirmed.
+"""The grace queue's message: a change whose findings wait to be confirmed (routes, security
+groups, network ACLs, flow logs: `peerguard.usecases.change.grace_checks`).
 
 The change auditor writes it, the SQS delay queue holds it for the grace period, and the
 same function reads it back. Anything on the queue that is not exactly this is malformed:
@@ -38,6 +39,9 @@ class GraceScope(BaseModel):
     peering_ids: Ids = frozenset()
     route_table_ids: Ids = frozenset()
     subnet_ids: Ids = frozenset()
+    security_group_ids: Ids = frozenset()
+    network_acl_ids: Ids = frozenset()
+    flow_log_ids: Ids = frozenset()
 
 
 class GraceBody(BaseModel):

@@ -1,8 +1,11 @@
 """A CloudTrail-recorded EC2 call: audit just what it touched.
 
-Non-route findings are announced (and fixed, in fix mode) at once; route findings are parked
-on the grace queue, because people build peerings in several calls, and confirmed by
-`peerguard.usecases.grace` once the grace period is over.
+Findings of the kinds people build in several calls wait out the grace period (parked on
+the grace queue, confirmed by `peerguard.usecases.grace` on the live state): routes, security
+groups and network ACLs (a rule replaced is a revoke and an authorize, an ACL entry replaced
+is a delete and a create), and flow logs (a peering is created before its flow log; a flow
+log is replaced by a delete and a create). A new rule open to the internet is the exception:
+it is announced (and, in fix mode, revoked) at once, as are the peering findings.
 """
 
 from __future__ import annotations
@@ -25,9 +28,13 @@ from peerguard.usecases.pipeline import Runtime
 FAILED_REQUEST = "peering.failed"
 
 
-def route_checks() -> frozenset[str]:
+GRACE_AREAS = ("route.", "sg.", "nacl.", "flowlogs.")
+AT_ONCE = frozenset({"sg.open_to_world"})
+
+
+def grace_checks() -> frozenset[str]:
     """The checks whose findings wait out the grace period."""
-    return frozenset(c for c in catalogue.checks() if c.startswith("route."))
+    return frozenset(c for c in catalogue.checks() if c.startswith(GRACE_AREAS)) - AT_ONCE
 
 
 def on_change(rt: Runtime, event: Any, context: Any = None) -> dict[str, Any]:
@@ -45,8 +52,7 @@ def handle_change(rt: Runtime, change: Change) -> dict[str, Any]:
         return _failed_call(rt, change)
     scope = change.scope()
     if not scope:
-        # Security group, NACL and flow-log calls: no check reads those resources yet;
-        # a disassociation names only its (now gone) association id. The sweep covers them.
+        # A disassociation names only its (now gone) association id: the sweep covers it.
         logger.info("nothing in scope", extra={"association_ids": sorted(change.association_ids)})
         metrics.add_metric(name="OutOfScopeEvents", unit=MetricUnit.Count, value=1)
         return {"status": "out-of-scope", "event_name": change.event_name}
@@ -54,11 +60,11 @@ def handle_change(rt: Runtime, change: Change) -> dict[str, Any]:
     ctx = rt.check_context()
     result = pipeline.audit(rt.clients, regions, ctx, scope=scope)
     pipeline.observe(result)
-    waiting = route_checks()
-    routes = [f for f in result.findings if f.check_id in waiting]
+    waiting = grace_checks()
+    later = [f for f in result.findings if f.check_id in waiting]
     coverage = result.coverage(scope)
     findings = result.findings
-    deferred = bool(routes) and defer(rt, change, regions, scope)
+    deferred = bool(later) and defer(rt, change, regions, scope)
     if deferred:
         coverage = coverage.without(waiting)
         findings = [f for f in result.findings if f.check_id not in waiting]
@@ -67,14 +73,14 @@ def handle_change(rt: Runtime, change: Change) -> dict[str, Any]:
         "status": "audited",
         "event_name": change.event_name,
         "findings": len(result.findings),
-        "deferred": len(routes) if deferred else 0,
+        "deferred": len(later) if deferred else 0,
         "api_calls": result.api_calls,
         "notify": pipeline.announce(rt, findings, coverage),
     }
 
 
 def defer(rt: Runtime, change: Change, regions: list[str], scope: Scope) -> bool:
-    """Park a change's route findings for the grace period; False when there is none."""
+    """Park a change's findings for the grace period; False when there is none."""
     s = rt.settings
     assert isinstance(s, ChangeAuditorSettings)
     if s.grace_minutes == 0 or not s.grace_queue_url:

@@ -1,5 +1,6 @@
 """The grace period of a change is over: re-read the live state, and announce (and fix, in
-fix mode) the route findings that are still there."""
+fix mode) the findings that waited (`peerguard.usecases.change.grace_checks`) and are still
+there."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from peerguard.domain import catalogue
 from peerguard.events import MalformedEvent, check_sane, one_line
 from peerguard.events.grace import GraceBody, parse_grace
 from peerguard.usecases import pipeline
-from peerguard.usecases.change import route_checks
+from peerguard.usecases.change import grace_checks
 from peerguard.usecases.pipeline import Runtime
 
 _processor = BatchProcessor(event_type=EventType.SQS)
@@ -62,7 +63,7 @@ def on_grace_message(rt: Runtime, body: Any) -> dict[str, Any]:
 
 def confirm(rt: Runtime, body: GraceBody) -> dict[str, Any]:
     scope = body.to_scope()
-    checks = [catalogue.entry(c) for c in sorted(route_checks())]
+    checks = [catalogue.entry(c) for c in sorted(grace_checks())]
     ctx = rt.check_context()
     regions = list(body.regions)
     result = pipeline.audit(rt.clients, regions, ctx, checks, scope=scope)

@@ -10,7 +10,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, TypeVar
@@ -180,7 +180,13 @@ class Runtime:
         if allow.error:
             logger.error(allow.error)
             metrics.add_metric(name="AllowlistInvalid", unit=MetricUnit.Count, value=1)
-        return CheckContext(allowlist=allow)
+        s = self.settings
+        ctx = CheckContext(allowlist=allow, database_ports=s.database_ports)
+        if isinstance(s, RemediatingSettings):
+            ctx = replace(
+                ctx, flow_log_group=s.flow_log_group, flow_log_role_arn=s.flow_log_role_arn
+            )
+        return ctx
 
     @cached_property
     def notifiers(self) -> list[Notifier]:

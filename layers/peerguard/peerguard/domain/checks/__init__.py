@@ -9,7 +9,14 @@ from collections.abc import Iterable
 
 from peerguard.domain import catalogue
 from peerguard.domain.catalogue import Entry
-from peerguard.domain.checks import peering, routes  # noqa: F401  (registration side effect)
+
+# Registration side effect, in catalogue order (DESIGN section 4): peerings, routes,
+# security groups, network ACLs, flow logs.
+# isort: off
+from peerguard.domain.checks import peering, routes  # noqa: F401
+from peerguard.domain.checks import security_groups, nacl, flowlogs  # noqa: F401
+
+# isort: on
 from peerguard.domain.checks.context import CheckContext
 from peerguard.domain.findings import Finding, sort_findings
 from peerguard.domain.model import Snapshot

@@ -18,7 +18,7 @@ from typing import Any
 
 from peerguard.domain.catalogue import Entry, Kind, define, entry
 from peerguard.domain.findings import Call, Finding, Remediation, Severity
-from peerguard.domain.model import IGNORE_TAG, Snapshot
+from peerguard.domain.model import IGNORE_TAG, SecurityGroupRule, Snapshot
 from peerguard.domain.scope import Scope
 
 
@@ -265,9 +265,23 @@ def _option_side(call: Call) -> str:
     return next((k for k in call.parameters if k != "VpcPeeringConnectionId"), "")
 
 
+def _rule_named(snap: Snapshot, call: Call) -> SecurityGroupRule | None:
+    """The one security group rule a revoke names, as read in `snap`."""
+    p = call.parameters
+    group = (snap.security_groups or {}).get(str(p.get("GroupId", "")))
+    ids = p.get("SecurityGroupRuleIds") or []
+    return group.rule(str(ids[0])) if group is not None and len(ids) == 1 else None
+
+
 def state_touched(snap: Snapshot, call: Call) -> dict[str, Any]:
     """The state a call changes, as read in `snap` (for before/after records)."""
     p = call.parameters
+    if call.action == "RevokeSecurityGroupIngress":
+        rule = _rule_named(snap, call)
+        return {"rule": rule.model_dump() if rule else None}
+    if call.action == "CreateFlowLogs":
+        logs = [fl for rid in p.get("ResourceIds") or [] for fl in snap.flow_logs_on(str(rid))]
+        return {"flow_logs": [fl.model_dump() for fl in logs]}
     if call.action in ("CreateRoute", "DeleteRoute"):
         dest = destination(call)
         rt = snap.route_tables.get(str(p.get("RouteTableId", "")))
@@ -302,23 +316,35 @@ def achieved(call: Call, snap: Snapshot) -> bool:
         return after.get("status") in ("active", "provisioning")
     if call.action == "RejectVpcPeeringConnection":
         return after.get("status") in ("rejected", None)
+    if call.action == "RevokeSecurityGroupIngress":
+        return after.get("rule") is None
+    if call.action == "CreateFlowLogs":
+        return all(
+            any(fl.captures_all for fl in snap.flow_logs_on(str(rid)))
+            for rid in call.parameters.get("ResourceIds") or []
+        )
     return False
 
 
 def ignored_resources(
     call: Call, snap: Snapshot, vpc_id: str | None = None, peering_id: str | None = None
 ) -> list[str]:
-    """The resources `call` names, its VPC, and the peering concerned, that are tagged
-    peerguard:ignore=true."""
+    """The resources `call` names (route table, security group, flow-log VPC), their VPC, and
+    the peering concerned, that are tagged peerguard:ignore=true."""
     out = []
     p = call.parameters
     rt = snap.route_tables.get(str(p.get("RouteTableId", "")))
-    for vid in dict.fromkeys(v for v in (rt.vpc_id if rt else None, vpc_id) if v):
+    group = (snap.security_groups or {}).get(str(p.get("GroupId", "")))
+    named = [str(r) for r in p.get("ResourceIds") or [] if str(r).startswith("vpc-")]
+    vpcs = (rt.vpc_id if rt else None, group.vpc_id if group else None, *named, vpc_id)
+    for vid in dict.fromkeys(v for v in vpcs if v):
         vpc = snap.vpcs.get(vid)
         if vpc is not None and vpc.ignored:
             out.append(vpc.vpc_id)
     if rt is not None and rt.ignored:
         out.append(rt.route_table_id)
+    if group is not None and group.ignored:
+        out.append(group.group_id)
     for pcx_id in dict.fromkeys(x for x in (p.get("VpcPeeringConnectionId"), peering_id) if x):
         pcx = snap.peerings.get(str(pcx_id))
         if pcx is not None and pcx.ignored:

@@ -8,8 +8,10 @@ template.yaml grants exactly these (a test keeps the two equal).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from peerguard.domain.checks.routes import route_conflicts
+from peerguard.domain.checks.security_groups import ip_permission
 from peerguard.domain.findings import Call
 from peerguard.domain.model import (
     ACTIVE,
@@ -17,7 +19,10 @@ from peerguard.domain.model import (
     PEER_ROUTES_TAG,
     PENDING_ACCEPTANCE,
     RouteTable,
+    SecurityGroup,
+    SecurityGroupRule,
     Snapshot,
+    is_world,
     overlaps,
     within,
 )
@@ -139,13 +144,87 @@ def _pending_request(call: Call, snap: Snapshot) -> str | None:
     return None
 
 
+def _revoke_ingress(call: Call, snap: Snapshot) -> str | None:
+    """Exactly one ingress rule of one of this account's groups, named by its rule id, and
+    only a rule open to the internet or referencing another VPC's group. (Revoking only ever
+    narrows: security groups have no deny rules for a revoke to unmask.)"""
+    p = call.parameters
+    ids = p.get("SecurityGroupRuleIds")
+    if set(p) != {"GroupId", "SecurityGroupRuleIds"} or not isinstance(ids, list) or len(ids) != 1:
+        return "RevokeSecurityGroupIngress must name exactly one group and one rule id"
+    group = (snap.security_groups or {}).get(str(p["GroupId"]))
+    if group is None:
+        return f"security group {p['GroupId']} was not read"
+    if group.owner_id != snap.account_id:
+        return f"{group.group_id} belongs to account {group.owner_id}"
+    rule = group.rule(str(ids[0]))
+    if rule is None:
+        return f"{group.group_id} has no rule {ids[0]}"
+    if rule.egress:
+        return f"{rule.rule_id} is an egress rule"
+    if is_world(rule.cidr) or _references_another_vpc(snap, group, rule):
+        return None
+    return (
+        f"{rule.rule_id} is neither open to the internet nor a reference to another VPC's "
+        "group: PeerGuard does not revoke it"
+    )
+
+
+def _references_another_vpc(snap: Snapshot, group: SecurityGroup, rule: SecurityGroupRule) -> bool:
+    if rule.referenced_group_id is None:
+        return False
+    return (rule.referenced_vpc_id or snap.group_vpc(rule.referenced_group_id)) != group.vpc_id
+
+
+FLOW_LOG_PARAMETERS = frozenset(
+    {
+        "ResourceIds",
+        "ResourceType",
+        "TrafficType",
+        "LogDestinationType",
+        "LogGroupName",
+        "DeliverLogsPermissionArn",
+    }
+)
+
+
+def _create_flow_log(call: Call, snap: Snapshot) -> str | None:
+    """One ALL-traffic flow log on one peered VPC of this account that records none, to a
+    CloudWatch Logs group. (A flow log opens no path: it only records.)"""
+    p = call.parameters
+    ids = p.get("ResourceIds")
+    if (
+        set(p) != FLOW_LOG_PARAMETERS
+        or (p["ResourceType"], p["TrafficType"], p["LogDestinationType"])
+        != ("VPC", "ALL", "cloud-watch-logs")
+        or not isinstance(ids, list)
+        or len(ids) != 1
+    ):
+        return "CreateFlowLogs must create one ALL-traffic VPC flow log to a CloudWatch Logs group"
+    vpc = snap.vpcs.get(str(ids[0]))
+    if vpc is None:
+        return f"{ids[0]} was not read"
+    if vpc.owner_id != snap.account_id:
+        return f"{vpc.vpc_id} belongs to account {vpc.owner_id}"
+    if not snap.active_peers(vpc.vpc_id):
+        return f"{vpc.vpc_id} has no active peering"
+    if any(fl.captures_all for fl in snap.flow_logs_on(vpc.vpc_id)):
+        return f"{vpc.vpc_id} already has a flow log recording ALL traffic"
+    return None
+
+
 RAILS: dict[str, Rail] = {
     "CreateRoute": _create_route,
     "DeleteRoute": _delete_route,
     "ModifyVpcPeeringConnectionOptions": _dns_option,
     "AcceptVpcPeeringConnection": _pending_request,
     "RejectVpcPeeringConnection": _pending_request,
+    "RevokeSecurityGroupIngress": _revoke_ingress,
+    "CreateFlowLogs": _create_flow_log,
 }
+# The id a flow log gets is known only once it is created: the undo planned before the call
+# says so, and the executor replaces it with the real one (`undo_from_response`).
+NEW_FLOW_LOG_ID = "<the id CreateFlowLogs returns>"
 # Every change PeerGuard can make (template.yaml grants exactly these, per feature).
 IAM_ACTIONS = tuple(f"ec2:{op}" for op in RAILS)
 
@@ -185,4 +264,36 @@ def undo_call(call: Call, snap: Snapshot) -> Call | None:
     if call.action == "AcceptVpcPeeringConnection":
         # An accepted peering is undone by deleting it (either side may).
         return Call(action="DeleteVpcPeeringConnection", parameters=dict(p))
+    if call.action == "RevokeSecurityGroupIngress":
+        # The exact rule again (description included); it gets a new rule id.
+        group = (snap.security_groups or {}).get(str(p.get("GroupId", "")))
+        ids = p.get("SecurityGroupRuleIds") or []
+        rule = group.rule(str(ids[0])) if group is not None and len(ids) == 1 else None
+        if group is None or rule is None:
+            return None
+        return Call(
+            action="AuthorizeSecurityGroupIngress",
+            parameters={"GroupId": group.group_id, "IpPermissions": [ip_permission(group, rule)]},
+        )
+    if call.action == "CreateFlowLogs":
+        return Call(action="DeleteFlowLogs", parameters={"FlowLogIds": [NEW_FLOW_LOG_ID]})
     return None  # a rejected request cannot be un-rejected: the requester asks again
+
+
+def undo_from_response(call: Call, response: dict[str, Any]) -> Call | None:
+    """The undo, once the call's answer names what it created (None: the planned one)."""
+    if call.action == "CreateFlowLogs" and response.get("FlowLogIds"):
+        return Call(
+            action="DeleteFlowLogs", parameters={"FlowLogIds": list(response["FlowLogIds"])}
+        )
+    return None
+
+
+def failure_in_response(call: Call, response: dict[str, Any]) -> tuple[str, str] | None:
+    """(code, message) when a call answered 200 but did not do it: CreateFlowLogs reports
+    per-resource failures in `Unsuccessful`."""
+    for item in response.get("Unsuccessful") or []:
+        err = item.get("Error") or {}
+        code = str(err.get("Code") or "Unsuccessful")
+        return code, f"{item.get('ResourceId', '')}: {err.get('Message', '')}".strip(": ")
+    return None

@@ -1,12 +1,17 @@
 """Plan remediation: finding + snapshot -> the exact EC2 call, its undo, and how to re-check
 it on the live state right before it is made. Pure.
 
-Only three kinds of change are ever planned, and the rails (`peerguard.domain.plans.rails`)
+Only five kinds of change are ever planned, and the rails (`peerguard.domain.plans.rails`)
 re-check each one against the snapshot so that no plan widens access:
 - CreateRoute of a destination inside the peer VPC's CIDR blocks, via the active peering
   the forward route already uses, in a table with no overlapping route elsewhere;
 - DeleteRoute of a route whose peering is dead or gone;
-- enabling AllowDnsResolutionFromRemoteVpc on this account's side of an active peering.
+- enabling AllowDnsResolutionFromRemoteVpc on this account's side of an active peering;
+- RevokeSecurityGroupIngress of exactly one rule, by its rule id: a rule open to the
+  internet, or a stale reference to a group across a peering that is gone; the rule must
+  be unchanged on the live state, and the undo re-authorizes it as it was;
+- CreateFlowLogs of an ALL-traffic flow log on a peered VPC that records none, to the log
+  group the stack owns (only when one is configured).
 Everything else is notify-only: the proposed call is reported for a person to make.
 """
 
@@ -34,9 +39,30 @@ from peerguard.domain.scope import Scope
 ROUTE_MISSING = "route.missing_reciprocal"
 ROUTE_BLACKHOLE = "route.blackhole"
 DNS_DISABLED = "peering.dns_resolution_disabled"
-FIXABLE = frozenset({ROUTE_MISSING, ROUTE_BLACKHOLE, DNS_DISABLED})
+OPEN_TO_WORLD = "sg.open_to_world"
+STALE_REFERENCE = "sg.stale_peer_reference"
+FLOW_LOGS_DISABLED = "flowlogs.disabled"
+FIXABLE = frozenset(
+    {
+        ROUTE_MISSING,
+        ROUTE_BLACKHOLE,
+        DNS_DISABLED,
+        OPEN_TO_WORLD,
+        STALE_REFERENCE,
+        FLOW_LOGS_DISABLED,
+    }
+)
 # The changes remediation can make (template.yaml grants exactly these in fix mode).
-IAM_ACTIONS = ("ec2:CreateRoute", "ec2:DeleteRoute", "ec2:ModifyVpcPeeringConnectionOptions")
+IAM_ACTIONS = (
+    "ec2:CreateRoute",
+    "ec2:DeleteRoute",
+    "ec2:ModifyVpcPeeringConnectionOptions",
+    "ec2:RevokeSecurityGroupIngress",
+    "ec2:CreateFlowLogs",
+)
+# Calls whose target must be exactly as audited when they are made: a rule revoked by id
+# that someone modified in place since is left alone (its undo would not restore it).
+UNCHANGED_BEFORE = frozenset({"RevokeSecurityGroupIngress"})
 
 
 @dataclass(frozen=True)
@@ -116,6 +142,12 @@ def _with_recheck(planned: Action, config: RemediationConfig, ctx: CheckContext)
         if fresh is None or not fresh.automatic or not fresh.same_change(planned):
             now = fresh.reason if fresh is not None and fresh.reason else "a different change"
             return Recheck.stop(f"live state changed since the audit: now {now}")
+        call = planned.call
+        if call.action in UNCHANGED_BEFORE and state_touched(live, call) != planned.before:
+            return Recheck.stop(
+                f"live state changed since the audit: {call.action} target is no longer "
+                f"as audited (now {state_touched(live, call)}): left alone"
+            )
         return Recheck.ok()
 
     return replace(planned, recheck=recheck)
@@ -128,4 +160,5 @@ def _reread(finding: Finding, call: Call) -> Scope:
         vpc_ids=frozenset({finding.vpc_id} if finding.vpc_id else ()),
         route_table_ids=frozenset({str(p["RouteTableId"])} if "RouteTableId" in p else ()),
         peering_ids=frozenset({str(pcx)} if pcx else ()),
+        security_group_ids=frozenset({str(p["GroupId"])} if "GroupId" in p else ()),
     )
