@@ -16,9 +16,10 @@ WEBHOOK_PATH = "/services/T0/B0/secret"
 class FakeSlack:
     """`with FakeSlack() as slack:` a webhook at `slack.url` on 127.0.0.1 (any free port).
 
-    Records every post (path and JSON body). Answers from `replies` (status, headers) in
-    turn, then 200 ok; `always` set to a status answers that status to every post (Slack
-    down). Tests script the replies; the demo `take()`s what each step posted.
+    Records every post (path, JSON body, the status answered). Answers from `replies`
+    (status, headers) in turn, then 200 ok; `always` set to a status answers that status to
+    every post (Slack down). Tests script the replies; the demo `take()`s what each step
+    posted.
     """
 
     def __init__(self) -> None:
@@ -34,8 +35,10 @@ class FakeSlack:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                slack.posts.append({"path": self.path, "body": json.loads(body or b"{}")})
                 status, headers = slack.reply()
+                slack.posts.append(
+                    {"path": self.path, "body": json.loads(body or b"{}"), "status": status}
+                )
                 text = b"ok" if status == 200 else b"error"
                 self.send_response(status)
                 for k, v in headers.items():
@@ -61,6 +64,11 @@ class FakeSlack:
     @property
     def bodies(self) -> list[dict[str, Any]]:
         return [p["body"] for p in self.posts]
+
+    @property
+    def delivered(self) -> list[dict[str, Any]]:
+        """The bodies Slack accepted (answered 200)."""
+        return [p["body"] for p in self.posts if p["status"] == 200]
 
     def take(self) -> list[dict[str, Any]]:
         """The bodies posted since the last take, forgotten here."""

@@ -91,7 +91,7 @@ class Notification:
     def to_record(self) -> dict[str, Any]:
         """Everything needed to announce it again exactly (a dead letter's replay)."""
         return {
-            "finding": {**self.finding.model_dump(mode="json"), "key": self.finding.key},
+            "finding": self.finding.to_record(),
             "status": self.status.value,
             "first_seen": self.first_seen.isoformat(),
             "observed_at": self.observed_at.isoformat(),
@@ -99,10 +99,8 @@ class Notification:
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Notification:
-        finding = dict(record["finding"])
-        finding.pop("fingerprint", None)  # computed from the rest
         return cls(
-            Finding.model_validate(finding),
+            Finding.from_record(record["finding"]),
             Status(record["status"]),
             datetime.fromisoformat(record["first_seen"]),
             datetime.fromisoformat(record["observed_at"]),

@@ -140,6 +140,14 @@ class Finding(BaseModel):
         body = json.dumps(self.model_dump(mode="json"), sort_keys=True)
         return hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
+    def to_record(self) -> dict[str, Any]:
+        """Everything needed to rebuild it exactly (`key` included): outboxes, dead letters."""
+        return {**self.model_dump(mode="json"), "key": self.key}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Finding:
+        return cls.model_validate({k: v for k, v in record.items() if k != "fingerprint"})
+
     def to_json(self) -> dict[str, Any]:
         """The public JSON of a finding (CLI, SNS, dead letters); `extra` keys at the top."""
         body = self.model_dump(mode="json")

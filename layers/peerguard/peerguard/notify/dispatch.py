@@ -96,6 +96,7 @@ class DispatchSummary:
     channels: dict[str, Counter[str]] = field(default_factory=dict)
     raced: int = 0  # another invocation claimed them first; it announces them
     unrecorded: int = 0  # neither delivered nor dead-lettered; announced again later
+    unsettled: set[str] = field(default_factory=set)  # their fingerprints
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -148,6 +149,7 @@ def dispatch(
     for d, revision in claimed:
         if d.finding.fingerprint in unsettled:
             summary.unrecorded += 1
+            summary.unsettled.add(d.finding.fingerprint)
             continue
         status = RESOLVED if d.kind is Kind.RESOLVED else OPEN
         store.record(d.finding, status, revision, now)

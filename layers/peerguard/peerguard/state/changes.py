@@ -2,20 +2,34 @@
 
 `Recorder` is what the executor writes to; `DynamoRecorder` puts one item per change in the
 shared table (never overwriting one), `MemoryRecorder` keeps them for the CLI and tests.
+
+A record is also the outbox of its announcement: until the announcement is delivered (or
+dead-lettered) the item sits in the sparse open-findings index under
+`unannounced#<account>#<region>`, and every announce picks up what is waiting there. A run
+that made a change and then failed (state table throttled, out of time) loses nothing;
+dedup keeps the second attempt from announcing it twice.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
-from boto3.dynamodb.types import TypeSerializer
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
+from peerguard.domain.findings import Finding
 from peerguard.domain.plans.actions import ChangeRecord
 
 CHANGE_PREFIX = "change#"
 DEFAULT_RETENTION = timedelta(days=365)
+OPEN_INDEX = "open-findings"
+
+
+def outbox_scope(account_id: str, region: str) -> str:
+    return f"unannounced#{account_id}#{region}"
 
 
 def to_item(change: ChangeRecord, retention: timedelta = DEFAULT_RETENTION) -> dict[str, Any]:
@@ -36,6 +50,10 @@ def to_item(change: ChangeRecord, retention: timedelta = DEFAULT_RETENTION) -> d
         "result": change.result,
         "ttl": int((change.when + retention).timestamp()),
     }
+    if change.announcement is not None:
+        item["announcement"] = json.dumps(change.announcement, sort_keys=True)
+        item["open_scope"] = outbox_scope(change.account_id, change.region)
+        item["resource_id"] = item["pk"]  # the index's sort key
     return {k: v for k, v in item.items() if v is not None}
 
 
@@ -71,3 +89,36 @@ class DynamoRecorder:
             Item=item,
             ConditionExpression="attribute_not_exists(pk)",  # never overwrite a record
         )
+
+
+class Outbox:
+    """The announcements of recorded changes not delivered yet, and their settling."""
+
+    def __init__(self, dynamodb: Any, table_name: str) -> None:
+        self.dynamodb = dynamodb
+        self.table_name = table_name
+
+    def waiting(self, account_id: str, regions: Iterable[str]) -> Iterator[tuple[str, Finding]]:
+        """(record key, announcement) of every change in these regions not announced yet."""
+        plain = TypeDeserializer()
+        for region in sorted(regions):
+            pages = self.dynamodb.get_paginator("query").paginate(
+                TableName=self.table_name,
+                IndexName=OPEN_INDEX,
+                KeyConditionExpression="open_scope = :s",
+                ExpressionAttributeValues={":s": {"S": outbox_scope(account_id, region)}},
+            )
+            for page in pages:
+                for item in page.get("Items", []):
+                    record = json.loads(plain.deserialize(item["announcement"]))
+                    yield plain.deserialize(item["pk"]), Finding.from_record(record)
+
+    def settle(self, keys: Iterable[str]) -> None:
+        """Out of the outbox: the announcement was delivered or dead-lettered."""
+        for key in keys:
+            self.dynamodb.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": key}},
+                UpdateExpression="REMOVE open_scope, resource_id",
+                ConditionExpression="attribute_exists(pk)",
+            )

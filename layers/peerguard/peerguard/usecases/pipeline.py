@@ -43,7 +43,7 @@ from peerguard.notify import (
 )
 from peerguard.observability import MetricUnit, logger, metrics
 from peerguard.settings import FunctionSettings, RemediatingSettings
-from peerguard.state.changes import DynamoRecorder, MemoryRecorder, Recorder
+from peerguard.state.changes import DynamoRecorder, MemoryRecorder, Outbox, Recorder
 from peerguard.state.findings import FindingStore
 from peerguard.state.idempotency import once
 
@@ -305,6 +305,12 @@ def announce(rt: Runtime, findings: Sequence[Finding], coverage: Coverage) -> di
             logger.info("finding", extra={"finding": f.to_json()})
         return {"logged": len(findings)}
     dlq = DeadLetter(s.notify_dlq_url, rt.clients.client("sqs")) if s.notify_dlq_url else None
+    # Changes recorded (by this run or one that failed before telling anyone) and not
+    # announced yet: dedup keeps the one already delivered from being delivered again.
+    outbox = Outbox(rt.clients.client("dynamodb"), s.table_name)
+    waiting = dict(outbox.waiting(coverage.account_id, coverage.regions))
+    fresh = {f.fingerprint for f in findings}
+    findings = [*findings, *(f for f in waiting.values() if f.fingerprint not in fresh)]
     summary = dispatch(
         findings,
         coverage,
@@ -314,6 +320,7 @@ def announce(rt: Runtime, findings: Sequence[Finding], coverage: Coverage) -> di
         dlq,
         window=timedelta(hours=s.dedup_hours),
     )
+    outbox.settle(k for k, f in waiting.items() if f.fingerprint not in summary.unsettled)
     result = summary.to_dict()
     for kind, n in result["decisions"].items():
         metrics.add_metric(name=f"Notify{kind.capitalize()}", unit=MetricUnit.Count, value=n)

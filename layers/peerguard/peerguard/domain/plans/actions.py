@@ -221,6 +221,9 @@ class ChangeRecord:
     before: dict[str, Any] | None
     after: dict[str, Any] | None
     result: str  # applied | already done: <code> | failed: <code>
+    # What tells people about it: kept with the record until delivered (an outbox), so a
+    # change whose announcement failed is announced by the next run, not lost.
+    announcement: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, outcome: Outcome, id: str, trigger: str) -> ChangeRecord:
@@ -244,6 +247,7 @@ class ChangeRecord:
             before=dict(outcome.before) if outcome.before is not None else None,
             after=dict(outcome.after) if outcome.after is not None else None,
             result=result,
+            announcement=told.to_record() if (told := announcement(outcome)) else None,
         )
 
 
