@@ -17,9 +17,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 V2_FIELDS = (
-    "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes "
-    "start end action log-status"
-).split()
+    "version",
+    "account-id",
+    "interface-id",
+    "srcaddr",
+    "dstaddr",
+    "srcport",
+    "dstport",
+    "protocol",
+    "packets",
+    "bytes",
+    "start",
+    "end",
+    "action",
+    "log-status",
+)
 WINDOW = 900
 
 
@@ -129,15 +141,13 @@ def deliver_to_log_group(
     stream: str | None = None,
 ) -> int:
     """The records as log events of one stream (created, and the group, when missing)."""
-    if not logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]:
+    found = logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]
+    if not any(g["logGroupName"] == group for g in found):
         logs.create_log_group(logGroupName=group)
     stream = stream or f"eni-{uuid.uuid4().hex[:17]}-all"
     logs.create_log_stream(logGroupName=group, logStreamName=stream)
-    events = sorted(
-        ({"timestamp": (r.start + r.delay) * 1000, "message": r.line(fields, account)}
-         for r in records),
-        key=lambda e: e["timestamp"],
-    )  # fmt: skip
+    timed = sorted(((r.start + r.delay) * 1000, r.line(fields, account)) for r in records)
+    events = [{"timestamp": t, "message": m} for t, m in timed]
     for i in range(0, len(events), 5000):
         logs.put_log_events(
             logGroupName=group, logStreamName=stream, logEvents=events[i : i + 5000]

@@ -23,9 +23,26 @@ FN = "FlowAnalyzerFunction"
 GROUP = "/vpc/app-flow-logs"
 BUCKET = "db-flow-logs"
 V5 = (
-    "version account-id vpc-id interface-id srcaddr dstaddr srcport dstport protocol packets "
-    "bytes start end action log-status flow-direction traffic-path pkt-srcaddr pkt-dstaddr"
-).split()
+    "version",
+    "account-id",
+    "vpc-id",
+    "interface-id",
+    "srcaddr",
+    "dstaddr",
+    "srcport",
+    "dstport",
+    "protocol",
+    "packets",
+    "bytes",
+    "start",
+    "end",
+    "action",
+    "log-status",
+    "flow-direction",
+    "traffic-path",
+    "pkt-srcaddr",
+    "pkt-dstaddr",
+)
 W = 900
 # moto keeps log events of the last 14 days: the story happens in the last few hours.
 NOW = int(time.time())
