@@ -38,6 +38,7 @@ from peerguard.aws.reader import Reader
 from peerguard.domain.coverage import Coverage
 from peerguard.domain.findings import Finding, sort_findings
 from peerguard.domain.flows.aggregates import Counts, Window, WindowAggregates, combine, iso
+from peerguard.domain.flows.baseline import Baseline
 from peerguard.domain.flows.crossing import Crossing, crossings
 from peerguard.domain.flows.formats import DEFAULT, Format
 from peerguard.domain.flows.rules import evaluate
@@ -536,3 +537,47 @@ def _finish(run: Run, stopped: str) -> dict[str, Any]:
     summary = run.summary()
     logger.info("flow analysis finished", extra={"summary": summary})
     return summary
+
+
+# -- a span of time, once (the CLI) ----------------------------------------------------------
+
+
+@dataclass
+class SpanAnalysis:
+    """[since, until) judged against the baseline learned from [baseline_start, since)."""
+
+    findings: list[Finding]
+    analysed: WindowAggregates  # the windows judged
+    everything: WindowAggregates  # with the baseline's windows (for the chart)
+    baseline: Baseline
+    reading: Reading
+
+
+def analyse_span(
+    reader: FlowReader,
+    sources: Sequence[Source],
+    cs: Sequence[Crossing],
+    since: int,
+    until: int,
+    baseline_start: int | None = None,
+    observed: Iterable[str] = (),
+) -> SpanAnalysis:
+    """Read once from the baseline's start to `until`; learn the windows before `since`,
+    judge the others against what was learned (times in epoch seconds, on window starts)."""
+    s = reader.settings
+    w = s.window_minutes * 60
+    first = baseline_start if baseline_start is not None else since
+    reading = reader.read(sources, cs, Window(w, first, until), set(observed))
+    if reading.retry:
+        raise RuntimeError(reading.retry)
+    aggs = reading.aggregates
+    before = tuple(f for f in aggs.flows if f.window_start < since)
+    after = tuple(f for f in aggs.flows if f.window_start >= since)
+    baseline = Baseline()
+    if baseline_start is not None and baseline_start < since:
+        baseline = baseline.learned(
+            WindowAggregates(Window(w, baseline_start, since), tuple(cs), before)
+        )
+    analysed = replace(aggs, window=Window(w, since, until), flows=after)
+    findings = evaluate(analysed, baseline, s.thresholds())
+    return SpanAnalysis(findings, analysed, aggs, baseline, reading)
