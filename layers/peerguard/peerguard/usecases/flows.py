@@ -268,6 +268,7 @@ class FlowReader:
         if isinstance(src, FileSource):
             return self.engine.analyse(src.files, cs, window, observed=observed, ephemeral_from=e)
         if isinstance(src, LogGroupSource):
+            insights = self.pushdown and src.flow_log is not None
             reader = CloudWatchReader(
                 self.clients.client("logs", src.region),
                 src.log_group,
@@ -275,19 +276,20 @@ class FlowReader:
                 src.format or DEFAULT,
                 src.observer,
                 max_events=s.pushdown_log_events,
+                stop_at_limit=not insights,  # no pushdown: analyse what the limit allows
             )
             over: list[VolumeExceeded] = []
             files = _until_exceeded(reader.files(since, until), over)
             aggs = self.engine.analyse(files, cs, window, observed=observed, ephemeral_from=e)
-            if not over:
-                return aggs
-            if self.pushdown and src.flow_log is not None:
-                insights = Insights(self.clients.client("logs", src.region), sleep=self.sleep)
-                return insights.analyse(
-                    src.flow_log, cs, window, observed=observed, ephemeral_from=e
+            if over and src.flow_log is not None:  # above the threshold: Logs Insights
+                pushed = Insights(self.clients.client("logs", src.region), sleep=self.sleep)
+                return pushed.analyse(src.flow_log, cs, window, observed=observed, ephemeral_from=e)
+            if reader.exceeded is not None:
+                out.cut.append(
+                    f"{src.name}: {reader.exceeded}; analysed the first {s.pushdown_log_events}"
                 )
-            out.cut.append(f"{src.name}: {over[0]}; analysed the first {s.pushdown_log_events}")
-            return replace(aggs, truncated=True)
+                return replace(aggs, truncated=True)
+            return aggs
         reader3 = S3Reader(
             self.clients.client("s3", src.region),
             src.bucket,
