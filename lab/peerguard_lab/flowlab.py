@@ -97,7 +97,7 @@ class Traffic:
         for w in range(windows):
             start = first_window + w * WINDOW
             for i in range(per_window):
-                t = start + 30 + i * 120
+                t = start + 30 + i * 840 // per_window  # spread over the window
                 eph = 40000 + (w * per_window + i) % 20000
                 self.records.append(Record(client, server, eph, port, t, 12, 4000))
                 self.records.append(Record(server, client, port, eph, t, 10, 90000))

@@ -179,9 +179,10 @@ def flows_table(aggs: WindowAggregates, findings: list[Finding], summary: dict[s
     records = summary["records"]
     lines = [
         f"PeerGuard flows of account {summary['account_id']} in {summary['region']}, "
-        f"{summary['since']} to {summary['until']}: {plural(len(summary['peerings']), 'peering')}, "
-        f"{plural(records['flows'], 'crossing record')} ({records['not_crossing']} not crossing, "
-        f"{records['malformed']} malformed), {plural(len(findings), 'finding')}",
+        f"{summary['since']} to {summary['until']}: {plural(len(summary['peerings']), 'peering')}; "
+        f"{plural(records['flows'], 'crossing record')} read, baseline included "
+        f"({records['not_crossing']} not crossing, {records['malformed']} malformed); "
+        f"{plural(len(findings), 'finding')}",
     ]
     lines.extend(f"WARNING: {w}" for w in summary["warnings"])
     for pcx in summary["peerings"]:
