@@ -2,12 +2,13 @@
 
     python -m tests.fuzz.run [--count 10000] [--seed 7] [--out bench-results/fuzz]
 
-Four entry points, each fed `--count` mutations (1 to 3 fields changed, see mutate.py) of
+Five entry points, each fed `--count` mutations (1 to 3 fields changed, see mutate.py) of
 real-shaped inputs: the change auditor with every CloudTrail sample in events/, the change
 auditor with grace-queue batches, the acceptance function with request events and
-schedules, and the sweep with schedules. The handlers run as template.yaml deploys them
-(peerguard_lab.Stack, in-process moto). Anything raised out of a handler is an unhandled
-exception: counted by type, its first input written to `--out`. Exit 1 when there is one.
+schedules, the sweep with schedules, and the flow analyzer with schedules. The handlers
+run as template.yaml deploys them (peerguard_lab.Stack, in-process moto). Anything raised
+out of a handler is an unhandled exception: counted by type, its first input written to
+`--out`. Exit 1 when there is one.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from tests.fuzz.mutate import mutate
 
 EVENTS = ROOT / "events"
 AUDITOR, ACCEPTANCE, SWEEP = "ChangeAuditorFunction", "AcceptanceFunction", "SweepFunction"
+FLOWS = "FlowAnalyzerFunction"
 
 
 def _samples(*stems: str) -> list[Any]:
@@ -98,6 +100,7 @@ def entry_points() -> list[EntryPoint]:
             "acceptance event", ACCEPTANCE, lambda r: mutate(r.choice(requests + schedules), r)
         ),
         EntryPoint("schedule event", SWEEP, lambda r: mutate(r.choice(schedules), r)),
+        EntryPoint("flow schedule event", FLOWS, lambda r: mutate(r.choice(schedules), r)),
     ]
 
 

@@ -8,7 +8,13 @@ from tests.fuzz.run import fuzz, report
 
 def test_no_mutated_input_raises_out_of_a_handler(aws: None) -> None:
     tallies = fuzz(count=80, seed=11)
-    assert set(tallies) == {"change event", "grace body", "acceptance event", "schedule event"}
+    assert set(tallies) == {
+        "change event",
+        "grace body",
+        "acceptance event",
+        "schedule event",
+        "flow schedule event",
+    }
     for name, tally in tallies.items():
         assert tally.inputs == 80
         assert not tally.unhandled, "\n".join(report(tallies))

@@ -1,8 +1,8 @@
 """`peerguard demo`: the seed scenarios built in an embedded emulator, audited by the real engine.
 
 No account and no network: a moto server on 127.0.0.1, fake credentials, and the same
-`audit` the CLI and the Lambdas run. Four acts: the audit, the mistakes' CloudTrail events
-replayed through the handlers, auto-accept, and repair in fix mode.
+`audit` the CLI and the Lambdas run. Five acts: the audit, the mistakes' CloudTrail events
+replayed through the handlers, auto-accept, repair in fix mode, and flow-log analysis.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from peerguard.domain.findings import Finding
 from peerguard.render import finding_lines
 from peerguard.usecases.pipeline import AuditResult, audit
 from peerguard_lab.demo.acceptance import render_acceptance, run_acceptance_demo
+from peerguard_lab.demo.flows import render_flow_demo, run_flow_demo
 from peerguard_lab.demo.repair import render_repair, run_repair_demo
 from peerguard_lab.demo.replay import replay_text
 from peerguard_lab.demo.scenarios import REGIONS, Scenario, build_all
@@ -90,4 +91,7 @@ def run_demo(port: int = 0, out: TextIO | None = None) -> int:
         out.write("\n".join(render_acceptance(accepting, WIDTH)) + "\n")
         repaired = run_repair_demo(emu.clients())  # last act: fix mode, then re-audit
         out.write("\n".join(render_repair(repaired)) + "\n")
-    return 0 if all(o.found for o in outcomes) and accepting.ok and repaired.ok else 1
+        flowing = run_flow_demo(emu)  # flow act: on an emptied emulator, after the others
+        out.write("\n".join(render_flow_demo(flowing, WIDTH)) + "\n")
+    ok = all(o.found for o in outcomes) and accepting.ok and repaired.ok and flowing.ok
+    return 0 if ok else 1

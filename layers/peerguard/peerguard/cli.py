@@ -7,8 +7,12 @@ import contextlib
 import json
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from typing import NoReturn
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
 
 import boto3
 from botocore.exceptions import (
@@ -203,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max", type=_count, default=1000, metavar="N", help="at most N messages")
     r.add_argument("--dry-run", action="store_true", help="say what would be delivered, only")
 
+    _flows_parser(sub)
+
     d = sub.add_parser("demo", help="audit broken seed networks in an embedded emulator")
     d.add_argument("--port", type=int, default=0, help="emulator port on 127.0.0.1 (default: any)")
     return p
@@ -339,6 +345,8 @@ def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None
             return cmd_checks(args)
         if args.command == "replay-dlq":
             return cmd_replay(args, session)
+        if args.command == "flows":
+            return cmd_flows(args, session)
         return cmd_demo(args)
     except UsageError as e:
         return _fail(f"usage: {e}")
@@ -400,6 +408,235 @@ def cmd_replay(args: argparse.Namespace, session: boto3.Session | None) -> int:
         report.counts["failed"] + report.counts["unreadable"] + report.counts["no channel"]
     )
     return EXIT_FINDINGS if undelivered else EXIT_OK
+
+
+# -- peerguard flows ---------------------------------------------------------------------------
+
+
+def _when(value: str) -> int:
+    """ISO 8601 (UTC when no offset is given) or epoch seconds, as epoch seconds."""
+    text = value.strip()
+    try:
+        return int(float(text)) if text.replace(".", "", 1).isdigit() else _iso(text)
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(
+            f"bad time {value!r} (expected ISO 8601, e.g. 2026-12-02T14:00:00Z, or epoch seconds)"
+        ) from None
+
+
+def _iso(text: str) -> int:
+    when = datetime.fromisoformat(text)
+    return int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp())
+
+
+def _s3_url(value: str) -> tuple[str, str]:
+    bucket, _, prefix = value.removeprefix("s3://").partition("/")
+    if not value.startswith("s3://") or not bucket:
+        raise argparse.ArgumentTypeError(f"bad S3 location {value!r} (expected s3://BUCKET/PREFIX)")
+    # The prefix is what comes before AWSLogs/ (the flow log's own folder, if any).
+    prefix = prefix.split("AWSLogs/", 1)[0].strip("/")
+    return bucket, prefix + "/" if prefix else ""
+
+
+def _flows_parser(sub: Any) -> None:
+    f = sub.add_parser(
+        "flows",
+        help="flow-log anomalies on each peering, over a span of time",
+        description="Read flow log records (files, S3, CloudWatch Logs), keep what crosses a "
+        "peering, learn the baseline from [--baseline-start, --since) and judge [--since, "
+        "--until) against it. Times are rounded down to the 15-minute window.",
+    )
+    f.add_argument(
+        "--file",
+        action="append",
+        default=[],
+        metavar="PATH",
+        dest="files",
+        help="a flow log file or a directory of them (plain or gzip; repeatable)",
+    )
+    f.add_argument(
+        "--s3",
+        action="append",
+        default=[],
+        type=_s3_url,
+        metavar="s3://BUCKET/PREFIX",
+        help="flow log objects under the AWS key layout (repeatable)",
+    )
+    f.add_argument(
+        "--log-group",
+        action="append",
+        default=[],
+        metavar="NAME",
+        dest="log_groups",
+        help="a CloudWatch Logs group flow logs deliver to (repeatable)",
+    )
+    f.add_argument(
+        "--since", type=_when, metavar="T", help="analyse from T (default: --until - 1 h)"
+    )
+    f.add_argument("--until", type=_when, metavar="T", help="analyse until T (default: now)")
+    f.add_argument(
+        "--baseline-start",
+        type=_when,
+        metavar="T",
+        help="learn the baseline from T to --since (default: no baseline)",
+    )
+    f.add_argument(
+        "--log-format",
+        metavar="FORMAT",
+        help="the records' fields when neither a header line nor the flow log says "
+        "(e.g. '${version} ${srcaddr} ...' or 'version srcaddr ...')",
+    )
+    f.add_argument("--region", type=_region, help="the region of the VPCs (default: the session's)")
+    f.add_argument("--profile", help="AWS profile to use")
+    f.add_argument(
+        "--endpoint-url",
+        default=os.environ.get("AWS_ENDPOINT_URL"),
+        help="AWS endpoint (e.g. a moto server); AWS_ENDPOINT_URL is honoured",
+    )
+    f.add_argument("--format", choices=("table", "json"), default="table")
+    f.add_argument("--output", metavar="FILE", help="write the report to FILE instead of stdout")
+    f.add_argument(
+        "--chart",
+        metavar="FILE",
+        help="write a chart of each peering's traffic with the anomalies marked "
+        "(.html: a self-contained page; .svg: the chart alone)",
+    )
+    f.add_argument(
+        "--fail-on",
+        type=_severity,
+        default=Severity.HIGH,
+        metavar="SEVERITY",
+        help="exit 1 when a finding is at or above this severity (default: high)",
+    )
+
+
+def cmd_flows(args: argparse.Namespace, session: boto3.Session | None) -> int:
+    from peerguard import chart
+    from peerguard.aws.flows.sources import flow_logs, local_files
+    from peerguard.aws.reader import Reader
+    from peerguard.domain.flows.aggregates import iso, ordered
+    from peerguard.domain.flows.crossing import crossings
+    from peerguard.domain.flows.formats import FormatError, parse_log_format
+    from peerguard.render import flows_table
+    from peerguard.settings import FlowSettings
+    from peerguard.usecases import flows
+
+    if not (args.files or args.s3 or args.log_groups):
+        raise UsageError("name the records to read: --file, --s3 or --log-group")
+    if args.chart and Path(args.chart).suffix.lower() not in chart.FORMATS:
+        raise UsageError(f"--chart {args.chart}: expected a file ending in .html or .svg")
+    try:
+        fmt = parse_log_format(args.log_format) if args.log_format else None
+    except FormatError as e:
+        raise UsageError(f"--log-format: {e}") from None
+    for path in args.files:
+        if not Path(path).exists():
+            raise UsageError(f"--file {path}: no such file or directory")
+    settings = FlowSettings.from_env()
+    w = settings.window_minutes * 60
+    until = args.until if args.until is not None else int(clock.now().timestamp())
+    since = args.since if args.since is not None else until - 3600
+    since -= since % w
+    start = args.baseline_start - args.baseline_start % w if args.baseline_start else None
+    if since >= until:
+        raise UsageError("--since must be before --until")
+    if start is not None and start >= since:
+        raise UsageError("--baseline-start must be before --since")
+    if session is None:
+        session = boto3.Session(profile_name=args.profile) if args.profile else boto3.Session()
+    region = args.region or session.region_name
+    if not region:
+        raise UsageError("no region given: use --region or set AWS_REGION")
+    clients = Clients(session, endpoint_url=args.endpoint_url, default_region=region)
+    account = clients.account_id()
+    snapshot = Reader(clients, account).full([region])
+    cs = crossings(snapshot)
+    ours = {s.vpc_id for c in cs for s in (c.requester, c.accepter) if s.owner_id == account}
+    known = flow_logs(clients.client("ec2"), ours) if ours else []
+    sources: list[flows.Source] = []
+    observed: set[str] = set()  # the VPCs whose logs are read here (a flow they log counts once)
+    if args.files:
+        sources.append(flows.FileSource(tuple(local_files(args.files, log_format=fmt))))
+    for group in args.log_groups:
+        mine = [f for f in known if f.log_group == group]
+        vpcs = {f.observer for f in mine if f.observer}
+        observed |= vpcs
+        sources.append(
+            flows.LogGroupSource(
+                region,
+                group,
+                fmt or (mine[0].format if mine else None),
+                next(iter(vpcs)) if len(vpcs) == 1 else None,
+            )
+        )
+    for bucket, prefix in args.s3:
+        mine = [f for f in known if f.bucket == bucket and f.prefix == prefix]
+        if fmt is not None:
+            mine = [replace(f, format=fmt) for f in mine]
+        hive = any(f.hive for f in mine)
+        observed |= {f.observer for f in mine if f.observer}
+        sources.append(flows.BucketSource(region, bucket, prefix, hive, flow_logs=tuple(mine)))
+    reader = flows.FlowReader(clients, settings, account)
+    done = flows.analyse_span(reader, sources, cs, since, until, start, observed)
+    warnings = [*snapshot.warnings, *done.reading.warnings, *done.reading.cut,
+                *done.analysed.unreadable]  # fmt: skip
+    summary = {
+        "account_id": account,
+        "region": region,
+        "since": iso(since),
+        "until": iso(until),
+        "baseline_start": iso(start) if start is not None else None,
+        "window_seconds": w,
+        "peerings": [c.peering_id for c in cs],
+        "baseline_windows": {c.peering_id: done.baseline.of(c.peering_id).windows for c in cs},
+        "sources": [s.name for s in sources],
+        "records": done.analysed.counts.to_json(),
+        "total": len(done.findings),
+        "by_severity": {s.value: sum(f.severity is s for f in done.findings)
+                        for s in reversed(Severity)},
+        "by_check": dict(sorted(Counter(f.check_id for f in done.findings).items())),
+        "warnings": warnings,
+    }  # fmt: skip
+    with _destination(args.output) as emit:
+        if args.format == "json":
+            body = {
+                "findings": [f.to_json() for f in done.findings],
+                "summary": summary,
+                "flows": [_flow_json(f, iso) for f in ordered(done.analysed.flows)],
+            }
+            emit(json.dumps(body, indent=2) + "\n")
+        else:
+            emit(flows_table(done.analysed, done.findings, summary))
+    if args.chart:
+        title = f"PeerGuard flows, {iso(since)} to {iso(until)}"
+        Path(args.chart).write_text(
+            chart.render(Path(args.chart).suffix, done.everything, done.findings, title),
+            encoding="utf-8",
+        )
+    for w_ in warnings:
+        print(f"peerguard: warning: {w_}", file=sys.stderr)
+    return (
+        EXIT_FINDINGS
+        if any(f.severity.rank >= args.fail_on.rank for f in done.findings)
+        else EXIT_OK
+    )
+
+
+def _flow_json(f: Any, iso: Callable[[int], str]) -> dict[str, Any]:
+    return {
+        "peering_connection_id": f.peering_id,
+        "direction": f.direction.value,
+        "window_start": iso(f.window_start),
+        "source": f.src,
+        "destination": f.dst,
+        "port": f.port,
+        "protocol": f.protocol,
+        "action": f.action,
+        "reply": f.reply,
+        "packets": f.packets,
+        "bytes": f.bytes,
+        "records": f.records,
+    }
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

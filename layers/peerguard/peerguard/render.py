@@ -9,8 +9,10 @@ from __future__ import annotations
 import shlex
 import textwrap
 from collections.abc import Sequence
+from typing import Any
 
 from peerguard.domain.findings import Call, Finding
+from peerguard.domain.flows.aggregates import WindowAggregates
 from peerguard.domain.model import Snapshot
 from peerguard.domain.plans.actions import Action, Mode, Report, Status
 from peerguard.usecases.pipeline import AuditResult
@@ -169,4 +171,32 @@ def changes_table(report: Report) -> str:
             if status is Status.APPLIED and o.action.undo is not None:
                 lines.extend(_wrap(f"undo: {o.action.undo.cli()}", WIDTH, " " * 12))
             lines.extend(_wrap(o.message, WIDTH, " " * 12))
+    return "\n".join(lines) + "\n"
+
+
+def flows_table(aggs: WindowAggregates, findings: list[Finding], summary: dict[str, Any]) -> str:
+    """`peerguard flows`: per peering, its traffic in the span and what was found on it."""
+    records = summary["records"]
+    lines = [
+        f"PeerGuard flows of account {summary['account_id']} in {summary['region']}, "
+        f"{summary['since']} to {summary['until']}: {plural(len(summary['peerings']), 'peering')}; "
+        f"{plural(records['flows'], 'crossing record')} read, baseline included "
+        f"({records['not_crossing']} not crossing, {records['malformed']} malformed); "
+        f"{plural(len(findings), 'finding')}",
+    ]
+    lines.extend(f"WARNING: {w}" for w in summary["warnings"])
+    for pcx in summary["peerings"]:
+        mine = [f for f in aggs.flows if f.peering_id == pcx]
+        accepted = sum(f.packets for f in mine if f.accepted)
+        rejected = sum(f.packets for f in mine if f.rejected)
+        learned = summary["baseline_windows"].get(pcx, 0)
+        lines += [
+            "",
+            f"{pcx}: {accepted} accepted and {rejected} rejected packets; baseline of "
+            f"{plural(learned, 'window')}",
+        ]
+        found = [f for f in findings if f.peering_connection_id == pcx]
+        lines.extend(line for f in found for line in finding_lines(f))
+        if not found:
+            lines.append("  No anomaly.")
     return "\n".join(lines) + "\n"

@@ -208,6 +208,21 @@ class FlowSettings(FunctionSettings):
     volume_spike_factor: float = env("PEERGUARD_FLOW_VOLUME_SPIKE_FACTOR", default=10.0, gt=1)
     volume_spike_floor: int = env("PEERGUARD_FLOW_VOLUME_SPIKE_FLOOR", default=100_000_000, ge=0)
     learning_windows: int = env("PEERGUARD_FLOW_LEARNING_WINDOWS", default=12, ge=1)
+    # The analyzer (a schedule): a window is analysed once its end is this far in the past,
+    # so records delivered late (up to the delay) are in it, and it is analysed only once.
+    delivery_delay_minutes: int = env(
+        "PEERGUARD_FLOW_DELIVERY_DELAY_MINUTES", default=15, ge=0, le=120
+    )
+    # The first run (no watermark yet) starts this far back: 12 windows warm the baseline.
+    backfill_minutes: int = env("PEERGUARD_FLOW_BACKFILL_MINUTES", default=180, ge=0, le=10080)
+    # Per run at most this many windows; the rest are carried to the next run.
+    max_windows: int = env("PEERGUARD_FLOW_MAX_WINDOWS", default=16, ge=1, le=672)
+    # A new window starts only with this many seconds left before Lambda's deadline, plus
+    # the longest window so far in the run.
+    reserve_seconds: float = env("PEERGUARD_FLOW_RESERVE_SECONDS", default=60.0, ge=0, le=600)
+    # Above the volume thresholds: push the aggregation down to Athena / Logs Insights
+    # (off: the embedded engine reads up to the threshold and says the window was cut).
+    pushdown: Flag = env("PEERGUARD_FLOW_PUSHDOWN", default=False)
 
     @field_validator("athena_database", "athena_table")
     @classmethod

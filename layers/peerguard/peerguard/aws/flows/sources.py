@@ -140,7 +140,9 @@ class CloudWatchReader:
     """FilterLogEvents over a log group, spooled to files of `lines_per_file` events.
 
     `max_events` (the pushdown threshold) stops the read with VolumeExceeded as soon as
-    it is passed, so the embedded path never pulls more than that before giving up.
+    it is passed, so the embedded path never pulls more than that before giving up; with
+    `stop_at_limit`, the events read so far are yielded instead and `exceeded` says why
+    the read stopped (the analyzer without pushdown: a cut window, never a stalled one).
     """
 
     logs: Any
@@ -152,6 +154,8 @@ class CloudWatchReader:
     lines_per_file: int = 1_000_000
     slack: timedelta = DEFAULT_SLACK
     page_size: int | None = None  # events per FilterLogEvents call (None: the API's 10,000)
+    stop_at_limit: bool = False
+    exceeded: VolumeExceeded | None = None
     events: int = 0
     bytes: int = 0
     pages: int = 0
@@ -174,9 +178,13 @@ class CloudWatchReader:
                 for event in page.get("events", []):
                     self.events += 1
                     if self.max_events is not None and self.events > self.max_events:
-                        raise VolumeExceeded(
+                        over = VolumeExceeded(
                             f"log group {self.log_group}", self.events, self.max_events
                         )
+                        if not self.stop_at_limit:
+                            raise over
+                        self.exceeded = over
+                        break
                     if out is None:
                         out, path = self._open()
                     line = str(event.get("message", "")).rstrip("\n") + "\n"
@@ -188,6 +196,8 @@ class CloudWatchReader:
                         out.close()
                         out, written = None, 0
                         yield LogFile(path, self.format, self.observer, temporary=True)
+                if self.exceeded is not None:
+                    break
             if out is not None:
                 out.close()
                 out = None
