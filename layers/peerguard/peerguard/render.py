@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from peerguard.domain.findings import Call, Finding
 from peerguard.domain.model import Snapshot
 from peerguard.domain.plans.actions import Action, Mode, Report, Status
+from peerguard.usecases.accounts import AccountsAudit
 from peerguard.usecases.pipeline import AuditResult
 
 WIDTH = 100
@@ -170,3 +171,17 @@ def changes_table(report: Report) -> str:
                 lines.extend(_wrap(f"undo: {o.action.undo.cli()}", WIDTH, " " * 12))
             lines.extend(_wrap(o.message, WIDTH, " " * 12))
     return "\n".join(lines) + "\n"
+
+
+def accounts_table(report: AccountsAudit) -> str:
+    """The merged report of many accounts: one header, then the findings as for one."""
+    s = report.summary()
+    failed = f", {plural(len(report.failures), 'account')} failed" if report.failures else ""
+    head = (
+        f"PeerGuard audit of {plural(len(report.results), 'account')}{failed} in "
+        f"{', '.join(s['regions']) or '-'}: {plural(s['vpcs'], 'VPC')}, "
+        f"{plural(s['peerings'], 'peering')}, {plural(s['api_calls'], 'API call')} "
+        f"({report.workers} at a time, {report.seconds:.1f} s)"
+    )
+    body = audit_table(report.merged()).split("\n", 1)[1]
+    return head + "\n" + body
