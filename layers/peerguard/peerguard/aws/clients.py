@@ -77,6 +77,11 @@ class Clients:
     def total_calls(self) -> int:
         return sum(self.calls.values())
 
+    @property
+    def known_account_id(self) -> str | None:
+        """The account, if it was already asked for (never calls STS)."""
+        return self._account_id
+
     def account_id(self) -> str:
         """Who these credentials are (asked once: a warm container keeps the answer)."""
         if self._account_id is None:

@@ -11,7 +11,7 @@
   its undo; a record that cannot be written is reported, never hidden.
 - never in another account: an action whose finding belongs to another account than the
   executor's own (a far side read through the member role) is refused before anything is
-  read or called, in every mode.
+  read or called (in dry-run too, whenever the own account is known).
 """
 
 from __future__ import annotations
@@ -156,8 +156,11 @@ class Executor:
 
     def _held_back(self, a: Action) -> Outcome | None:
         """What the plan itself says before anything is read or called."""
-        own = self.clients.account_id()
-        if a.subject.account_id != own:
+        # Known once anything was read; a fix re-reads anyway, so there it is asked for.
+        own = self.clients.known_account_id
+        if own is None and a.mode is Mode.FIX:
+            own = self.clients.account_id()
+        if own is not None and a.subject.account_id != own:
             return Outcome(
                 Status.SKIPPED,
                 a,
