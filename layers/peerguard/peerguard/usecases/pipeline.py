@@ -75,12 +75,7 @@ class AuditResult:
         """What this audit may resolve: its checks and the allowlist, over what it read."""
         covered = Coverage.of_snapshot(self.snapshot, [*self.checks, ALLOWLIST_INVALID.id], scope)
         if covered.resource_ids is not None and self.allowlist_source:
-            covered = Coverage(
-                covered.account_id,
-                covered.regions,
-                covered.check_ids,
-                covered.resource_ids | {self.allowlist_source},
-            )
+            covered = replace(covered, resource_ids=covered.resource_ids | {self.allowlist_source})
         return covered
 
     def summary(self) -> dict[str, Any]:
