@@ -220,3 +220,42 @@ def test_fix_mode_repairs_this_sides_return_route_judged_against_the_far_side(aw
     assert [(o.status, o.action.call.parameters["RouteTableId"]) for o in routes] == [
         (Status.APPLIED, va.main_table)
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--role-name", "a/b"], "bad role name 'a/b'"),
+        (["--accounts", "1234"], "bad account id '1234'"),
+        (["--accounts", "123456789012"], "--accounts and --organization need --role-name"),
+        (["--role-name", "R", "--accounts", "123456789012", "--organization"], "not both"),
+        (["--role-name", "R", "--accounts", "123456789012", "--mode", "fix"], "one account"),
+        (["--role-name", "R", "--organization", "--max-workers", "0"], "bad number of workers"),
+    ],
+)
+def test_bad_organization_flags_are_one_line_and_exit_2(
+    aws: None, capsys: pytest.CaptureFixture[str], args: list[str], says: str
+) -> None:
+    assert main(["audit", "--region", REGION, *args]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1 and says in err
+
+
+def test_organization_lists_only_active_accounts_every_page(aws: None) -> None:
+    from peerguard.usecases.accounts import organization_accounts
+
+    org = boto3.client("organizations", region_name=REGION)
+    org.create_organization(FeatureSet="ALL")
+    made = [
+        org.create_account(AccountName=f"a{i}", Email=f"a{i}@example.com")["CreateAccountStatus"][
+            "AccountId"
+        ]
+        for i in range(25)
+    ]
+    org.close_account(AccountId=made[0])
+    clients = Clients(boto3.Session(region_name=REGION), default_region=REGION)
+
+    listed = organization_accounts(clients)
+
+    assert set(made[1:]) | {A} == set(listed)
+    assert clients.calls["organizations:ListAccounts"] >= 2  # 26 accounts, 20 a page

@@ -40,7 +40,8 @@ def organization_accounts(clients: Clients) -> list[str]:
     page; callable from the management account or a delegated administrator)."""
     org = clients.client("organizations")
     out: list[str] = []
-    for page in org.get_paginator("list_accounts").paginate():
+    # 20: the most ListAccounts returns per page
+    for page in org.get_paginator("list_accounts").paginate(PaginationConfig={"PageSize": 20}):
         for acct in page.get("Accounts", []):
             # `State` replaces the deprecated `Status`; either says ACTIVE.
             if (acct.get("State") or acct.get("Status")) == ACTIVE:
@@ -182,7 +183,8 @@ def audit_accounts(
                 outcome = "failed"
             else:
                 results[account] = result
-                outcome = f"{len(result.findings)} findings"
+                n = len(result.findings)
+                outcome = f"{n} finding{'' if n == 1 else 's'}"
             if progress is not None:
                 progress(done, len(accounts), account, outcome)
     findings = merge([(results[a].snapshot, results[a].findings) for a in sorted(results)])
