@@ -100,3 +100,20 @@ def test_the_cli_audits_listed_accounts_isolates_a_failing_one_and_merges(
     assert {d for d in org.planted if broken not in (d[2], org.seen_from[d])} <= set(found)
     others = [f for k, f in found.items() if k not in org.planted]
     assert others and all(f["peering_connection_id"] in half_seen for f in others)
+
+
+def test_the_merged_table_names_the_accounts_and_each_finding_once(
+    aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    org = build_org(5, ec2_in)
+    argv = ["audit", "--region", REGION, "--role-name", ROLE, "--checks", ",".join(CHECKS),
+            "--accounts", ",".join(org.accounts)]  # fmt: skip
+
+    assert main(argv, session=boto3.Session(region_name=REGION)) == 1
+
+    out, err = capsys.readouterr()
+    head = out.splitlines()[0]
+    assert head.startswith("PeerGuard audit of 5 accounts in us-east-1: ") and "10 peerings" in head
+    rows = [line.split()[1:3] for line in out.splitlines() if line.startswith("  HIGH ")]
+    assert sorted(rows) == sorted([c, r] for c, r, _ in org.planted)
+    assert "[5/5]" in err

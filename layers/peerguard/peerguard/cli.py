@@ -36,13 +36,8 @@ from peerguard.domain.names import check_role_name
 from peerguard.domain.plans.actions import Mode
 from peerguard.domain.plans.remediation import RemediationConfig, plan_all
 from peerguard.notify import Notifier, SecurityHubNotifier, SlackNotifier, SnsNotifier
-from peerguard.render import (
-    accounts_table,
-    audit_table,
-    changes_table,
-    plan_script,
-    plan_table,
-)
+from peerguard.render import accounts_table as table_of_accounts
+from peerguard.render import audit_table, changes_table, plan_script, plan_table
 from peerguard.state.changes import MemoryRecorder
 from peerguard.usecases import accounts as many
 from peerguard.usecases.pipeline import AuditResult, audit
@@ -422,7 +417,7 @@ def _audit_accounts(
         if args.format == "json":
             emit(json.dumps(report.to_json(), indent=2) + "\n")
         elif report.results:
-            emit(accounts_table(report))
+            emit(table_of_accounts(report))
     for failure in report.failures:
         print(f"peerguard: error: {failure.line()}", file=sys.stderr)
     for w in report.summary()["warnings"]:
