@@ -54,6 +54,7 @@ class MemberAccess:
         self.shared_tally = shared_tally
         self._cache: dict[str, tuple[Clients | None, str]] = {}
         self._lock = threading.Lock()  # the many-account audit shares one across workers
+        self._locks: dict[str, threading.Lock] = {}
 
     def role_arn(self, account_id: str) -> str:
         return (
@@ -64,12 +65,14 @@ class MemberAccess:
     def clients_for(self, account_id: str) -> tuple[Clients | None, str]:
         """(clients of that account, '') or (None, why they cannot be had). The caller's own
         account is read with its own credentials."""
-        with self._lock:
+        with self._lock:  # one lock per account: workers assume different accounts at once
+            lock = self._locks.setdefault(account_id, threading.Lock())
+        with lock:
             if account_id not in self._cache:
-                if account_id == self.clients.account_id():
-                    self._cache[account_id] = (self.clients, "")
-                else:
-                    self._cache[account_id] = self._assume(account_id)
+                own = account_id == self.clients.account_id()
+                got = (self.clients, "") if own else self._assume(account_id)
+                with self._lock:
+                    self._cache[account_id] = got
             return self._cache[account_id]
 
     def calls_by_account(self) -> dict[str, int]:
@@ -96,8 +99,8 @@ class MemberAccess:
             if code in DENIED_CODES:
                 return None, (
                     f"AccessDenied assuming {arn}: the member role is not deployed in account "
-                    f"{account_id} (deploy org/member-role.yaml there, e.g. `make stackset`), "
-                    "or that account is outside the organization (the role trusts only "
+                    f"{account_id} (deploy org/member-role.yaml there: make stackset-member), or "
+                    "that account is outside the organization (the role trusts only "
                     "PeerGuard's function roles of its own organization)"
                 )
             return None, f"could not assume {arn} ({code}: {msg})"
