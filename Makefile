@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # sam build needs python3.13 on PATH; pyenv provides it when asked.
 export PYENV_VERSION ?= 3.11.7:3.12.1:3.13.0
 
-.PHONY: test demo bench fuzz lint sam-validate sam-build ci clean
+.PHONY: test demo bench fuzz lint sam-validate sam-build ci clean stackset stackset-member
 
 $(STAMP): requirements/runtime.txt requirements/dev.txt requirements/dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	for f in functions/*/app.py; do $(BIN)/mypy "$$f" || exit 1; done
-	$(BIN)/cfn-lint template.yaml
+	$(BIN)/cfn-lint template.yaml org/*.yaml
 
 # The SAM CLI pins boto3 exactly, so it gets a virtualenv of its own.
 $(TOOLS)/.installed: requirements/tools.txt
@@ -64,6 +64,15 @@ $(FLOWLOGS)/.installed: requirements/flowlogs.txt
 bench: $(STAMP) $(C7N)/.installed $(FLOWLOGS)/.installed
 	$(BIN)/python -m tests.bench.run --c7n $(C7N)/bin/custodian
 	$(BIN)/python -m tests.bench.flows --flowlogs-python $(FLOWLOGS)/bin/python
+	$(BIN)/python -m tests.bench.accounts
+
+# Every account of the OUs in org/parameters.json, new ones included (service-managed
+# StackSets, auto-deployment): prints the commands; RUN=1 runs them.
+stackset:
+	$(PYTHON) org/stackset.py peerguard $(if $(RUN),--run)
+
+stackset-member:
+	$(PYTHON) org/stackset.py member $(if $(RUN),--run)
 
 ci: test lint sam-validate sam-build
 

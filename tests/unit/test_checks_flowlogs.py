@@ -96,11 +96,23 @@ def test_flow_logs_not_read_or_denied_are_not_missing() -> None:
     assert run("flowlogs.disabled", net.snapshot()) == []
 
 
-def test_another_accounts_vpc_is_not_judged() -> None:
+def test_another_accounts_vpc_read_through_the_member_role_is_judged_as_theirs() -> None:
+    # The far side of a cross-account peering, read through the member role: its missing
+    # flow log is reported, as that account's (the executor never creates it: another account)
     net = Net()
     web = net.vpc("web", "10.0.0.0/16")
     theirs = net.vpc("theirs", "10.1.0.0/16", owner=OTHER_ACCOUNT)
     net.readable.add((OTHER_ACCOUNT, "us-east-1"))
+    net.peer_routed(web, theirs)
+    net.flow_log(web)
+    [f] = run("flowlogs.disabled", net.snapshot())
+    assert (f.resource_id, f.account_id) == (theirs, OTHER_ACCOUNT)
+
+
+def test_another_accounts_vpc_that_was_not_read_is_not_judged() -> None:
+    net = Net()
+    web = net.vpc("web", "10.0.0.0/16")
+    theirs = net.vpc("theirs", "10.1.0.0/16", owner=OTHER_ACCOUNT)
     net.peer_routed(web, theirs)
     net.flow_log(web)
     assert run("flowlogs.disabled", net.snapshot()) == []

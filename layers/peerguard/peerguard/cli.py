@@ -28,6 +28,7 @@ from peerguard import __version__, clock
 from peerguard.aws.allowlist import AllowlistProvider
 from peerguard.aws.clients import Clients
 from peerguard.aws.executor import Executor
+from peerguard.aws.members import MemberAccess
 from peerguard.aws.regions import check_region
 from peerguard.domain import catalogue
 from peerguard.domain.allowlist import Allowed, Allowlist
@@ -35,11 +36,14 @@ from peerguard.domain.catalogue import Entry
 from peerguard.domain.checks import CheckContext, resolve
 from peerguard.domain.checks.context import DATABASE_PORTS
 from peerguard.domain.findings import Severity
+from peerguard.domain.names import check_role_name
 from peerguard.domain.plans.actions import Mode
 from peerguard.domain.plans.remediation import RemediationConfig, plan_all
 from peerguard.notify import Notifier, SecurityHubNotifier, SlackNotifier, SnsNotifier
+from peerguard.render import accounts_table as table_of_accounts
 from peerguard.render import audit_table, changes_table, plan_script, plan_table
 from peerguard.state.changes import MemoryRecorder
+from peerguard.usecases import accounts as many
 from peerguard.usecases.pipeline import AuditResult, audit
 from peerguard.usecases.replay import replay
 
@@ -189,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="",
         help="the IAM role VPC Flow Logs deliver to --flow-log-group with",
     )
+    _organization_arguments(a)
 
     c = sub.add_parser("checks", help="list every kind of finding PeerGuard reports")
     c.add_argument("--format", choices=("table", "json"), default="table")
@@ -214,6 +219,56 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _organization_arguments(a: argparse.ArgumentParser) -> None:
+    """Across accounts (issue 12): the member role, and many accounts at once."""
+    a.add_argument(
+        "--role-name",
+        type=_role_name,
+        metavar="NAME",
+        help="the member role (org/member-role.yaml, path /peerguard/) to assume in the peer "
+        "account of each cross-account peering, so its side is judged too",
+    )
+    a.add_argument(
+        "--accounts",
+        type=_accounts,
+        metavar="ID,ID,...",
+        help="audit these accounts (through --role-name) in parallel, one merged report",
+    )
+    a.add_argument(
+        "--organization",
+        action="store_true",
+        help="audit every active account of the organization (Organizations ListAccounts)",
+    )
+    a.add_argument(
+        "--max-workers",
+        type=_workers,
+        default=many.DEFAULT_WORKERS,
+        metavar="N",
+        help=f"with --accounts/--organization: accounts audited at once "
+        f"(default: {many.DEFAULT_WORKERS})",
+    )
+
+
+def _role_name(value: str) -> str:
+    try:
+        return check_role_name(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _accounts(value: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("no account id given (expected ID,ID,...)")
+    return [_account(v) for v in items]
+
+
+def _workers(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 64:
+        raise argparse.ArgumentTypeError(f"bad number of workers {value!r} (expected 1-64)")
+    return int(value)
+
+
 def cmd_audit(args: argparse.Namespace, session: boto3.Session | None) -> int:
     try:
         selected = resolve(args.checks.split(",") if args.checks is not None else None)
@@ -237,12 +292,15 @@ def cmd_audit(args: argparse.Namespace, session: boto3.Session | None) -> int:
         flow_log_group=args.flow_log_group,
         flow_log_role_arn=args.flow_log_role,
     )
-    result = audit(clients, regions, ctx, selected)
+    if args.accounts or args.organization:
+        return _audit_accounts(args, clients, regions, ctx, selected)
+    members = MemberAccess(clients, args.role_name) if args.role_name else None
+    result = audit(clients, regions, ctx, selected, members=members)
     with _destination(args.output) as emit:
         if args.mode is Mode.NOTIFY:
             emit(_render(args, result))
         else:
-            result = _remediate(args, clients, regions, ctx, selected, result, emit)
+            result = _remediate(args, clients, regions, ctx, selected, result, emit, members)
     for w in result.warnings:
         print(f"peerguard: warning: {w}", file=sys.stderr)
     return EXIT_FINDINGS if result.at_or_above(args.fail_on) else EXIT_OK
@@ -292,6 +350,7 @@ def _remediate(
     selected: list[Entry],
     audited: AuditResult,
     emit: Callable[[str], None],
+    members: MemberAccess | None = None,
 ) -> AuditResult:
     """Plan, show the whole plan, then carry it out (dry-run or fix); with fix, re-audit."""
     config = RemediationConfig(
@@ -304,10 +363,15 @@ def _remediate(
     if args.format == "table":  # every call, before any is made
         emit(audit_table(audited) + "\n" + plan_table(actions, args.mode, args.max_changes) + "\n")
     executor = Executor(
-        clients, max_changes=args.max_changes, regions=regions, recorder=MemoryRecorder()
+        clients,
+        max_changes=args.max_changes,
+        regions=regions,
+        recorder=MemoryRecorder(),
+        members=members,
     )
     report = executor.report(executor.run_each(actions), args.mode)
-    result = audit(clients, regions, ctx, selected) if args.mode is Mode.FIX else audited
+    fresh = args.mode is Mode.FIX
+    result = audit(clients, regions, ctx, selected, members=members) if fresh else audited
     if args.format == "json":
         body = result.to_json()
         body["plan"] = [a.call.plain().model_dump() for a in actions if a.automatic]
@@ -318,6 +382,55 @@ def _remediate(
     else:
         emit(changes_table(report))
     return result
+
+
+def _audit_accounts(
+    args: argparse.Namespace,
+    clients: Clients,
+    regions: list[str],
+    ctx: CheckContext,
+    selected: list[Entry],
+) -> int:
+    """Many accounts through the member role; the orchestration is the use case's."""
+    if not args.role_name:
+        raise UsageError("--accounts and --organization need --role-name (the member role)")
+    if args.accounts and args.organization:
+        raise UsageError("give --accounts or --organization, not both")
+    if args.mode is not Mode.NOTIFY:
+        raise UsageError("--mode dry-run/fix changes one account: audit it alone to fix it")
+    org = frozenset(many.organization_accounts(clients)) if args.organization else None
+    accounts = sorted(org) if org is not None else args.accounts
+    tty = sys.stderr.isatty()
+
+    def progress(done: int, total: int, account: str, outcome: str) -> None:
+        line = f"peerguard: [{done}/{total}] account {account}: {outcome}"
+        print(("\r" + line.ljust(79)) if tty else line, end="" if tty else "\n", file=sys.stderr)
+
+    report = many.audit_accounts(
+        clients,
+        accounts,
+        args.role_name,
+        regions,
+        ctx,
+        selected,
+        max_workers=args.max_workers,
+        organization=org,
+        progress=progress,
+    )
+    if tty:
+        print(file=sys.stderr)
+    with _destination(args.output) as emit:
+        if args.format == "json":
+            emit(json.dumps(report.to_json(), indent=2) + "\n")
+        elif report.results:
+            emit(table_of_accounts(report))
+    for failure in report.failures:
+        print(f"peerguard: error: {failure.line()}", file=sys.stderr)
+    for w in report.summary()["warnings"]:
+        print(f"peerguard: warning: {w}", file=sys.stderr)
+    if report.failures:
+        return EXIT_ERROR
+    return EXIT_FINDINGS if report.at_or_above(args.fail_on) else EXIT_OK
 
 
 def cmd_checks(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ from peerguard.domain.findings import Call, Finding
 from peerguard.domain.flows.aggregates import WindowAggregates
 from peerguard.domain.model import Snapshot
 from peerguard.domain.plans.actions import Action, Mode, Report, Status
+from peerguard.usecases.accounts import AccountsAudit
 from peerguard.usecases.pipeline import AuditResult
 
 WIDTH = 100
@@ -200,3 +201,17 @@ def flows_table(aggs: WindowAggregates, findings: list[Finding], summary: dict[s
         if not found:
             lines.append("  No anomaly.")
     return "\n".join(lines) + "\n"
+
+
+def accounts_table(report: AccountsAudit) -> str:
+    """The merged report of many accounts: one header, then the findings as for one."""
+    s = report.summary()
+    failed = f", {plural(len(report.failures), 'account')} failed" if report.failures else ""
+    head = (
+        f"PeerGuard audit of {plural(len(report.results), 'account')}{failed} in "
+        f"{', '.join(s['regions']) or '-'}: {plural(s['vpcs'], 'VPC')}, "
+        f"{plural(s['peerings'], 'peering')}, {plural(s['api_calls'], 'API call')} "
+        f"({report.workers} at a time, {report.seconds:.1f} s)"
+    )
+    body = audit_table(report.merged()).split("\n", 1)[1]
+    return head + "\n" + body

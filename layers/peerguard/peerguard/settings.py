@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
@@ -26,6 +27,7 @@ from peerguard.domain import catalogue
 from peerguard.domain.allowlist import AllowlistError, parse_allowlist
 from peerguard.domain.checks.context import DATABASE_PORTS
 from peerguard.domain.flows.rules import Thresholds
+from peerguard.domain.names import check_role_name
 from peerguard.domain.plans.actions import Mode
 
 
@@ -113,10 +115,30 @@ class FunctionSettings(BaseModel):
     allowlist_parameter: str = env("PEERGUARD_ALLOWLIST_PARAMETER", default="")
     mode: ModeSetting = env("PEERGUARD_MODE", default=Mode.NOTIFY)
     max_changes: int = env("PEERGUARD_MAX_CHANGES", default=10, ge=1, le=100)
+    # The read-only role (org/member-role.yaml, under /peerguard/) assumed in the far account
+    # of a cross-account peering to judge that side too; empty = off.
+    member_role_name: str = env("PEERGUARD_MEMBER_ROLE_NAME", default="")
+    # The organization's one topic / event bus (org/central.yaml): findings go there too.
+    central_topic_arn: str = env("PEERGUARD_CENTRAL_TOPIC_ARN", default="")
+    central_bus_arn: str = env("PEERGUARD_CENTRAL_BUS_ARN", default="")
     # Ports sg.open_to_world reports open to the internet, besides SSH and RDP.
     database_ports: Annotated[tuple[int, ...], BeforeValidator(_ports)] = env(
         "PEERGUARD_DATABASE_PORTS", default=DATABASE_PORTS
     )
+
+    @field_validator("member_role_name")
+    @classmethod
+    def _role_name(cls, raw: str) -> str:
+        return check_role_name(raw) if raw.strip() else ""
+
+    @field_validator("central_topic_arn", "central_bus_arn")
+    @classmethod
+    def _arn(cls, raw: str, info: ValidationInfo) -> str:
+        kind = "sns" if info.field_name == "central_topic_arn" else "events"
+        parts = raw.strip().split(":")
+        if raw.strip() and (len(parts) < 6 or parts[0] != "arn" or parts[2] != kind):
+            raise ValueError(f"expected an {kind} ARN")
+        return raw.strip()
 
     @field_validator("allowlist")
     @classmethod

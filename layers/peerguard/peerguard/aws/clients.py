@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from typing import Any
 
@@ -36,6 +37,8 @@ class Clients:
         self._cache: dict[tuple[str, str], Any] = {}
         self.calls: Counter[str] = Counter()
         self._account_id: str | None = None
+        # The many-account audit may read one account from two workers at once.
+        self._lock = threading.RLock()
 
     @property
     def session(self) -> boto3.Session:
@@ -53,6 +56,10 @@ class Clients:
     def client(self, service: str, region: str | None = None) -> Any:
         region = region or self.region
         key = (service, region)
+        with self._lock:
+            return self._client(service, region, key)
+
+    def _client(self, service: str, region: str, key: tuple[str, str]) -> Any:
         if key not in self._cache:
             kwargs: dict[str, Any] = {"region_name": region, "config": RETRY_CONFIG}
             if self.endpoint_url:
@@ -63,11 +70,17 @@ class Clients:
         return self._cache[key]
 
     def _count(self, model: Any, **_: Any) -> None:
-        self.calls[f"{model.service_model.service_name}:{model.name}"] += 1
+        with self._lock:
+            self.calls[f"{model.service_model.service_name}:{model.name}"] += 1
 
     @property
     def total_calls(self) -> int:
         return sum(self.calls.values())
+
+    @property
+    def known_account_id(self) -> str | None:
+        """The account, if it was already asked for (never calls STS)."""
+        return self._account_id
 
     def account_id(self) -> str:
         """Who these credentials are (asked once: a warm container keeps the answer)."""
@@ -75,8 +88,11 @@ class Clients:
             self._account_id = str(self.client("sts").get_caller_identity()["Account"])
         return self._account_id
 
-    def assume(self, role_arn: str, session_name: str = "peerguard") -> Clients:
-        """Clients for another account, through an assumed role."""
+    def assume(
+        self, role_arn: str, session_name: str = "peerguard", account_id: str | None = None
+    ) -> Clients:
+        """Clients for another account, through an assumed role (`account_id`: whose role it
+        is, known from its ARN, so nobody asks STS again)."""
         creds = self.client("sts").assume_role(RoleArn=role_arn, RoleSessionName=session_name)[
             "Credentials"
         ]
@@ -85,6 +101,7 @@ class Clients:
             aws_secret_access_key=creds["SecretAccessKey"],
             aws_session_token=creds["SessionToken"],
         )
-        other = Clients(session, self.endpoint_url, self._default_region)
+        other = Clients(session, self.endpoint_url, self._default_region or self.region)
         other.calls = self.calls  # one tally for the whole audit
+        other._account_id = account_id
         return other

@@ -9,6 +9,9 @@
   goes ahead only for the same change. Error codes meaning "already in place" count as
   done once the live state confirms it. Every call made is recorded with before/after and
   its undo; a record that cannot be written is reported, never hidden.
+- never in another account: an action whose finding belongs to another account than the
+  executor's own (a far side read through the member role) is refused before anything is
+  read or called (in dry-run too, whenever the own account is known).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from botocore.exceptions import ClientError
 
 from peerguard import clock
 from peerguard.aws.clients import Clients
+from peerguard.aws.members import MemberAccess
 from peerguard.aws.reader import DENIED, Reader
 from peerguard.domain.findings import Call
 from peerguard.domain.model import Snapshot
@@ -86,8 +90,12 @@ class Executor:
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], datetime] = clock.now,
         time_left: Callable[[], float | None] = lambda: None,
+        members: MemberAccess | None = None,
     ) -> None:
         self.clients = clients
+        # Re-reads see the far side too, so a return route on this side is re-checked
+        # against the forward route over there.
+        self.members = members
         self.max_changes = max_changes
         self.regions = tuple(regions)
         self.recorder = recorder
@@ -101,7 +109,7 @@ class Executor:
     @property
     def reader(self) -> Reader:
         if self._reader is None:
-            self._reader = Reader(self.clients)
+            self._reader = Reader(self.clients, members=self.members)
         return self._reader
 
     # -- public ---------------------------------------------------------------------
@@ -148,6 +156,17 @@ class Executor:
 
     def _held_back(self, a: Action) -> Outcome | None:
         """What the plan itself says before anything is read or called."""
+        # Known once anything was read; a fix re-reads anyway, so there it is asked for.
+        own = self.clients.known_account_id
+        if own is None and a.mode is Mode.FIX:
+            own = self.clients.account_id()
+        if own is not None and a.subject.account_id != own:
+            return Outcome(
+                Status.SKIPPED,
+                a,
+                f"refused: {a.subject.resource_id} belongs to account {a.subject.account_id}, "
+                f"not {own}: PeerGuard never changes another account",
+            )
         if a.ignored or a.refused:
             return Outcome(Status.SKIPPED, a, a.reason)
         if not a.automatic:

@@ -12,6 +12,12 @@ DescribeStaleSecurityGroups for the VPCs whose rules reference another account's
 (the one case the snapshot cannot judge by itself; endpoints that do not implement the
 call are simply not asked again). DescribeNetworkInterfaces is not called: no check needs
 to know which instances use a group, and its cost grows with the instances of the account.
+
+With a member role (`MemberAccess`), the far side of each active cross-account peering is
+read too, in its own account and region: the peer VPCs only (their subnets, route tables,
+ACLs, flow logs and security groups), the same calls for every far account whatever its
+size. A far side that cannot be assumed, or not read in full, is left out whole (its
+checks judge nothing rather than half of it), and the Snapshot says why in `unread`.
 """
 
 from __future__ import annotations
@@ -20,12 +26,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
 from peerguard import clock
 from peerguard.aws import parse
 from peerguard.aws.clients import Clients
+from peerguard.aws.members import OFF, MemberAccess
 from peerguard.domain.model import (
     ACTIVE,
     PENDING_ACCEPTANCE,
@@ -67,9 +74,11 @@ READ_ACTIONS = (
 
 @dataclass
 class _Region:
-    """What one region's reads produced."""
+    """What one region's reads produced (of another account: `account` and its `clients`)."""
 
     region: str
+    account: str = ""
+    clients: Clients | None = None
     vpcs: dict[str, Vpc] = field(default_factory=dict)
     subnets: dict[str, Subnet] = field(default_factory=dict)
     tables: dict[str, RouteTable] = field(default_factory=dict)
@@ -84,9 +93,15 @@ class _Region:
 
 
 class Reader:
-    def __init__(self, clients: Clients, account_id: str | None = None) -> None:
+    def __init__(
+        self,
+        clients: Clients,
+        account_id: str | None = None,
+        members: MemberAccess | None = None,
+    ) -> None:
         self.clients = clients
         self.account_id = account_id or clients.account_id()
+        self.members = members
 
     # -- public -------------------------------------------------------------
 
@@ -104,7 +119,9 @@ class Reader:
             r.flow_logs = self._flow_logs(r, None)
             self._groups(r, None)
             parts.append(r)
-        return self._snapshot(parts)
+        peerings = {k: v for p in parts for k, v in p.peerings.items()}
+        far, unread = self._far_sides(parts, peerings)
+        return self._snapshot(parts + far, unread)
 
     def scoped(self, region: str, scope: Scope, regions: Iterable[str] = ()) -> Snapshot:
         """Only the VPCs a change touched, their peerings and the VPCs on the other side.
@@ -164,7 +181,8 @@ class Reader:
         if referenced:
             peerings |= self._peerings(r, frozenset(referenced), None)
         r.peerings = peerings
-        return self._snapshot(parts)
+        far, unread = self._far_sides(parts, peerings)
+        return self._snapshot(parts + far, unread)
 
     def pending_requests(
         self, regions: Iterable[str], pcx_ids: frozenset[str] | None = None
@@ -210,6 +228,58 @@ class Reader:
                     found[p.pcx_id] = p
         return sorted(found.values(), key=lambda p: p.pcx_id), listed, warnings
 
+    # -- the far sides ----------------------------------------------------------
+
+    def _far_sides(
+        self, parts: list[_Region], peerings: Mapping[str, PeeringConnection]
+    ) -> tuple[list[_Region], dict[str, str]]:
+        """The other sides of this account's active peerings that were not read: read each
+        (account, region) once through the member role; say why where that cannot be."""
+        read = {(p.account or self.account_id, p.region) for p in parts}
+        wanted: dict[tuple[str, str], set[str]] = {}
+        for pcx in peerings.values():
+            if pcx.status != ACTIVE or not any(
+                (s.owner_id, s.region) in read and s.owner_id == self.account_id for s in pcx.sides
+            ):
+                continue
+            for side in pcx.sides:
+                if (side.owner_id, side.region) not in read:
+                    wanted.setdefault((side.owner_id, side.region), set()).add(side.vpc_id)
+        far: list[_Region] = []
+        unread: dict[str, str] = {}
+        for (owner, region), ids in sorted(wanted.items()):
+            where = f"{owner}/{region}"
+            if owner == self.account_id:
+                unread[where] = f"region {region} is not among the regions read (PeerRegions)"
+                continue
+            if self.members is None:
+                unread[owner] = OFF
+                continue
+            clients, why = self.members.clients_for(owner)
+            if clients is None:
+                unread[owner] = why
+                continue
+            r = _Region(region, account=owner, clients=clients)
+            try:
+                self._read_vpcs(r, ids, ids)
+            except (ClientError, BotoCoreError) as e:
+                code = (
+                    e.response.get("Error", {}).get("Code", "")
+                    if isinstance(e, ClientError)
+                    else ""
+                )
+                unread[where] = f"reading it through the member role failed ({code or e})"
+                continue
+            if r.partial:  # the member role lacks a call: judge none of it rather than half
+                unread[where] = "the member role could not read it all: " + "; ".join(r.warnings)
+                continue
+            if not ids <= set(r.vpcs):
+                missing = ", ".join(sorted(ids - set(r.vpcs)))
+                unread[where] = f"{missing} not found in account {owner}, region {region}"
+                continue
+            far.append(r)
+        return far, unread
+
     # -- reads ----------------------------------------------------------------
 
     def _own_vpcs_by_region(
@@ -249,7 +319,7 @@ class Reader:
         """Every item of a describe call. Filters of different names are separate requests
         (their union), unless `combine` asks for one request matching all of them.
         `filter_arg`: DescribeFlowLogs calls its filters `Filter`."""
-        ec2 = self.clients.client("ec2", r.region)
+        ec2 = (r.clients or self.clients).client("ec2", r.region)
         batches: list[list[dict[str, Any]]] = [[]]
         if filters and combine:
             batches = [[{"Name": n, "Values": sorted(v)} for n, v in filters.items()]]
@@ -363,13 +433,14 @@ class Reader:
         for g in new:
             r.groups[g.group_id] = g
             r.known_groups[g.group_id] = g.vpc_id
+        account = r.account or self.account_id
         if vpc_ids is not None:
             ours = {
                 rule.referenced_group_id
                 for g in new
                 for rule in g.rules
                 if rule.referenced_group_id
-                and rule.referenced_owner_id in (None, self.account_id, g.owner_id)
+                and rule.referenced_owner_id in (None, account, g.owner_id)
             }
             missing = ours - set(r.known_groups)
             if missing:
@@ -380,7 +451,7 @@ class Reader:
                 for g in new
                 for rule in g.rules
                 if rule.referenced_group_id
-                and rule.referenced_owner_id not in (None, self.account_id, g.owner_id)
+                and rule.referenced_owner_id not in (None, account, g.owner_id)
                 and rule.referenced_group_id not in r.known_groups
             }
         )
@@ -529,7 +600,7 @@ class Reader:
 
     # -- assembly -------------------------------------------------------------
 
-    def _snapshot(self, parts: list[_Region]) -> Snapshot:
+    def _snapshot(self, parts: list[_Region], unread: dict[str, str] | None = None) -> Snapshot:
         vpcs: dict[str, Vpc] = {}
         peerings: dict[str, PeeringConnection] = {}
         for p in parts:
@@ -541,7 +612,9 @@ class Reader:
                 continue
             for side in pcx.sides:
                 vpc = vpcs.get(side.vpc_id)
-                if side.allow_dns_from_remote is False and vpc and vpc.dns_hostnames is None:
+                if vpc is None or vpc.owner_id != self.account_id:
+                    continue  # a far side: only this account's DNS option is judged
+                if side.allow_dns_from_remote is False and vpc.dns_hostnames is None:
                     vpcs[vpc.vpc_id] = vpc.model_copy(
                         update={"dns_hostnames": self._dns_hostnames(vpc)}
                     )
@@ -549,7 +622,9 @@ class Reader:
             account_id=self.account_id,
             taken_at=clock.now(),
             readable=frozenset(
-                (self.account_id, p.region) for p in parts if (p.region, "vpcs") not in p.partial
+                (p.account or self.account_id, p.region)
+                for p in parts
+                if (p.region, "vpcs") not in p.partial
             ),
             vpcs=vpcs,
             subnets={k: v for p in parts for k, v in p.subnets.items()},
@@ -562,6 +637,7 @@ class Reader:
             flow_logs={k: v for p in parts for k, v in p.flow_logs.items()},
             partial=frozenset(x for p in parts for x in p.partial),
             warnings=tuple(w for p in parts for w in p.warnings),
+            unread=unread or {},
         )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from peerguard.domain.model import Snapshot
@@ -28,30 +28,40 @@ class Coverage:
     """A stored finding is covered when its check ran, its account and region were read in
     full, and (for a scoped audit) its resource was looked at. `resource_ids` None means
     every resource of the regions (a full audit).
+
+    Far sides read through the member role: `far` are their (account, region) pairs and
+    `far_resources` what was read there (only the peer VPCs and what is in them, and this
+    account's peerings), so a far-side finding resolves only where it was looked at again.
     """
 
     account_id: str
     regions: frozenset[str]
     check_ids: frozenset[str]
     resource_ids: frozenset[str] | None = None
+    far: frozenset[tuple[str, str]] = frozenset()
+    far_resources: frozenset[str] = frozenset()
 
     def covers(self, state: Stored) -> bool:
-        return (
-            state.check_id in self.check_ids
-            and state.account_id == self.account_id
-            and state.region in self.regions
-            and (self.resource_ids is None or state.resource_id in self.resource_ids)
+        if state.check_id not in self.check_ids:
+            return False
+        if state.account_id != self.account_id:
+            return (
+                state.account_id,
+                state.region,
+            ) in self.far and state.resource_id in self.far_resources
+        return state.region in self.regions and (
+            self.resource_ids is None or state.resource_id in self.resource_ids
         )
+
+    def scopes(self) -> list[tuple[str, str]]:
+        """Every (account, region) whose open findings it may resolve."""
+        return sorted({(self.account_id, r) for r in self.regions} | self.far)
 
     def plus(self, *check_ids: str) -> Coverage:
-        return Coverage(
-            self.account_id, self.regions, self.check_ids | set(check_ids), self.resource_ids
-        )
+        return replace(self, check_ids=self.check_ids | set(check_ids))
 
     def without(self, check_ids: Iterable[str]) -> Coverage:
-        return Coverage(
-            self.account_id, self.regions, self.check_ids - set(check_ids), self.resource_ids
-        )
+        return replace(self, check_ids=self.check_ids - set(check_ids))
 
     @classmethod
     def nothing(cls, account_id: str, region: str) -> Coverage:
@@ -86,4 +96,32 @@ class Coverage:
                 | set(snapshot.network_acls or ())
                 | peerings
             )
-        return cls(snapshot.account_id, regions, frozenset(check_ids), resource_ids)
+        far = frozenset((acct, r) for acct, r in snapshot.readable if acct != snapshot.account_id)
+        far_resources: frozenset[str] = frozenset()
+        if far:
+            accounts = {acct for acct, _ in far}
+            vpcs = {v.vpc_id for v in snapshot.vpcs.values() if v.owner_id in accounts}
+            far_resources = frozenset(
+                vpcs
+                | {s.subnet_id for s in snapshot.subnets.values() if s.vpc_id in vpcs}
+                | {t.route_table_id for t in snapshot.route_tables.values() if t.vpc_id in vpcs}
+                | {
+                    g.group_id
+                    for g in (snapshot.security_groups or {}).values()
+                    if g.vpc_id in vpcs
+                }
+                | {a.acl_id for a in (snapshot.network_acls or {}).values() if a.vpc_id in vpcs}
+                | {
+                    p.pcx_id
+                    for p in snapshot.peerings.values()
+                    if {s.vpc_id for s in p.sides} & vpcs
+                }
+            )
+        return cls(
+            snapshot.account_id,
+            regions,
+            frozenset(check_ids),
+            resource_ids,
+            far,
+            far_resources,
+        )

@@ -498,7 +498,9 @@ class ActivePeer(NamedTuple):
 
 
 class Snapshot(_Frozen):
-    """The network of one account across one or more regions, as read at `taken_at`.
+    """The network of one account across one or more regions, as read at `taken_at`; with
+    a member role, also the far sides of its peerings in other accounts (their VPCs, and
+    only those). `account_id` is the audited (home) account: the one PeerGuard may change.
 
     `readable` lists the (account, region) pairs that were read: anything outside it is
     unknown, not absent. `partial` names the (region, kind) pairs a describe call failed
@@ -526,11 +528,18 @@ class Snapshot(_Frozen):
     stale_references: tuple[StaleReference, ...] = ()
     partial: frozenset[tuple[str, str]] = frozenset()
     warnings: tuple[str, ...] = ()
+    # Why a far side was not read, by "account/region" (or by account): the member role is
+    # off, could not be assumed, or could not read; route.peer_side_unverified says it.
+    unread: dict[str, str] = Field(default_factory=dict)
 
     model_config = ConfigDict(frozen=True, extra="forbid", ignored_types=(cached_property,))
 
     def can_read(self, owner_id: str, region: str) -> bool:
         return (owner_id, region) in self.readable
+
+    def unread_reason(self, owner_id: str, region: str) -> str:
+        """Why the (account, region) was not read ('' when nobody said)."""
+        return self.unread.get(f"{owner_id}/{region}") or self.unread.get(owner_id, "")
 
     def side_visible(self, side: PeeringSide) -> bool:
         """The side's VPC and its route tables were read and can be judged."""
@@ -711,6 +720,7 @@ class Snapshot(_Frozen):
             stale_references=self.stale_references + other.stale_references,
             partial=self.partial | other.partial,
             warnings=self.warnings + other.warnings,
+            unread={**other.unread, **self.unread},
         )
 
 

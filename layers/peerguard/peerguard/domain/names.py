@@ -53,3 +53,19 @@ def is_account_id(value: str) -> bool:
 def is_region(value: str) -> bool:
     """Well-formed (whether AWS has such a region is for the adapter to say)."""
     return bool(REGION.match(value))
+
+
+# Both templates put PeerGuard's roles under this path: the member role's trust names it.
+ROLE_PATH = "/peerguard/"
+_ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
+
+
+def check_role_name(value: str) -> str:
+    """An IAM role name (letters, digits, +=,.@_-, at most 64)."""
+    name = value.strip()
+    if not _ROLE_NAME.match(name):
+        raise ValueError(
+            f"bad role name {value!r} (expected an IAM role name: letters, digits and +=,.@_-, "
+            "at most 64; the path is always /peerguard/)"
+        )
+    return name

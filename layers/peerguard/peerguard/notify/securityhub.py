@@ -117,6 +117,13 @@ def render(n: Notification, hub_region: str, hub_account: str) -> dict[str, Any]
     }
     if f.peering_connection_id:
         product_fields["peerguard/peering_connection_id"] = f.peering_connection_id
+    if f.account_id != hub_account:
+        # A far side read through the member role: Security Hub takes findings of the default
+        # product only for the importing account, so the finding is this account's, and its
+        # resources (ARNs, Region) name where the problem is: the far account and region.
+        product_fields["peerguard/resource_account_id"] = f.account_id
+    if f.region and f.region != hub_region:
+        product_fields["peerguard/resource_region"] = f.region
     if f.remediation is not None:
         product_fields["peerguard/remediation"] = _clip(f.remediation.cli(), 2048)
         product_fields["peerguard/automatic"] = str(f.remediation.automatic).lower()
@@ -127,7 +134,7 @@ def render(n: Notification, hub_region: str, hub_account: str) -> dict[str, Any]
         "ProductName": "PeerGuard",
         "CompanyName": "PeerGuard",
         "GeneratorId": f.check_id,
-        "AwsAccountId": f.account_id,
+        "AwsAccountId": hub_account,
         "Types": kinds,
         "FirstObservedAt": created,
         "LastObservedAt": observed,

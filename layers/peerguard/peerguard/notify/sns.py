@@ -90,7 +90,9 @@ class SnsNotifier:
         attempts: int = 3,
         backoff: float = 1.0,
         sleep: Sleep | None = None,
+        name: str = "sns",
     ) -> None:
+        self.name = name  # "central-sns": the organization's topic beside the stack's own
         if not topic_arn.startswith("arn:"):
             raise ValueError(f"bad SNS topic ARN {topic_arn!r}")
         self.topic_arn = topic_arn

@@ -128,15 +128,17 @@ class FindingStore:
     def open_states(self, coverage: Coverage) -> Iterator[FindingState]:
         """The open findings `coverage` could resolve: by Query on the open-findings index
         (per resource for a small scoped audit, per region otherwise)."""
-        many = coverage.resource_ids is None or len(coverage.resource_ids) > _PER_RESOURCE_QUERIES
-        for region in sorted(coverage.regions):
-            scope = _s(open_scope(coverage.account_id, region))
+        for account, region in coverage.scopes():
+            home = account == coverage.account_id
+            wanted = coverage.resource_ids if home else coverage.far_resources
+            many = wanted is None or len(wanted) > _PER_RESOURCE_QUERIES
+            scope = _s(open_scope(account, region))
             if many:
                 keys = [("open_scope = :scope", {":scope": scope})]
             else:
                 keys = [
                     ("open_scope = :scope AND resource_id = :res", {":scope": scope, ":res": _s(r)})
-                    for r in sorted(coverage.resource_ids or ())
+                    for r in sorted(wanted or ())
                 ]
             for condition, values in keys:
                 for item in self._query(condition, values):

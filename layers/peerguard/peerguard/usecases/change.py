@@ -58,7 +58,8 @@ def handle_change(rt: Runtime, change: Change) -> dict[str, Any]:
         return {"status": "out-of-scope", "event_name": change.event_name}
     regions = [change.region, *(r for r in rt.regions if r != change.region)]
     ctx = rt.check_context()
-    result = pipeline.audit(rt.clients, regions, ctx, scope=scope)
+    members = rt.members()
+    result = pipeline.audit(rt.clients, regions, ctx, scope=scope, members=members)
     pipeline.observe(result)
     waiting = grace_checks()
     later = [f for f in result.findings if f.check_id in waiting]
@@ -68,7 +69,7 @@ def handle_change(rt: Runtime, change: Change) -> dict[str, Any]:
     if deferred:
         coverage = coverage.without(waiting)
         findings = [f for f in result.findings if f.check_id not in waiting]
-    findings = pipeline.remediate(rt, result, findings, ctx, change.event_id, regions)
+    findings = pipeline.remediate(rt, result, findings, ctx, change.event_id, regions, members)
     return {
         "status": "audited",
         "event_name": change.event_name,

@@ -66,9 +66,10 @@ def confirm(rt: Runtime, body: GraceBody) -> dict[str, Any]:
     checks = [catalogue.entry(c) for c in sorted(grace_checks())]
     ctx = rt.check_context()
     regions = list(body.regions)
-    result = pipeline.audit(rt.clients, regions, ctx, checks, scope=scope)
+    members = rt.members()
+    result = pipeline.audit(rt.clients, regions, ctx, checks, scope=scope, members=members)
     pipeline.observe(result)
-    findings = pipeline.remediate(rt, result, result.findings, ctx, body.event_id, regions)
+    findings = pipeline.remediate(rt, result, result.findings, ctx, body.event_id, regions, members)
     return {
         "event_id": body.event_id,
         "confirmed": len(result.findings),

@@ -21,8 +21,10 @@ from peerguard import clock
 from peerguard.aws.allowlist import AllowlistProvider
 from peerguard.aws.clients import Clients
 from peerguard.aws.executor import Executor
+from peerguard.aws.members import MemberAccess
 from peerguard.aws.reader import Reader
 from peerguard.domain import checks as check_catalogue
+from peerguard.domain.accounts import in_view
 from peerguard.domain.allowlist import ALLOWLIST_INVALID, allowlist_finding
 from peerguard.domain.catalogue import Entry
 from peerguard.domain.checks import CheckContext, runnable
@@ -35,6 +37,7 @@ from peerguard.domain.scope import Scope
 from peerguard.events import MalformedEvent, NotOurs
 from peerguard.notify import (
     DeadLetter,
+    EventBusNotifier,
     Notifier,
     SecurityHubNotifier,
     SlackNotifier,
@@ -72,12 +75,7 @@ class AuditResult:
         """What this audit may resolve: its checks and the allowlist, over what it read."""
         covered = Coverage.of_snapshot(self.snapshot, [*self.checks, ALLOWLIST_INVALID.id], scope)
         if covered.resource_ids is not None and self.allowlist_source:
-            covered = Coverage(
-                covered.account_id,
-                covered.regions,
-                covered.check_ids,
-                covered.resource_ids | {self.allowlist_source},
-            )
+            covered = replace(covered, resource_ids=covered.resource_ids | {self.allowlist_source})
         return covered
 
     def summary(self) -> dict[str, Any]:
@@ -107,7 +105,7 @@ def evaluate(
 ) -> AuditResult:
     """Run the checks that can be judged; an unusable allowlist is itself a finding."""
     ran = runnable(checks, ctx)
-    findings = check_catalogue.run_checks(snapshot, ctx, ran)
+    findings = in_view(snapshot, check_catalogue.run_checks(snapshot, ctx, ran))
     if ctx.allowlist.error:
         region = home_region or min((r for _, r in snapshot.readable), default="")
         findings = sort_findings(
@@ -124,11 +122,13 @@ def audit(
     ctx: CheckContext,
     checks: Sequence[Entry] | None = None,
     scope: Scope | None = None,
+    members: MemberAccess | None = None,
 ) -> AuditResult:
-    """Full audit of `regions`, or, with a scope, just what a change in the first region touched."""
+    """Full audit of `regions`, or, with a scope, just what a change in the first region touched.
+    With `members`, the far sides of cross-account peerings are read and judged too."""
     regions = list(regions)
     before = clients.total_calls
-    reader = Reader(clients)
+    reader = Reader(clients, members=members)
     snapshot = reader.full(regions) if scope is None else reader.scoped(regions[0], scope, regions)
     result = evaluate(
         snapshot, ctx, check_catalogue.resolve(None) if checks is None else checks, regions[0]
@@ -168,6 +168,12 @@ class Runtime:
         home = self.region
         return [home, *(r for r in self.settings.peer_regions if r != home)]
 
+    def members(self) -> MemberAccess | None:
+        """The member role for this invocation (None: off). New each time: the assumed
+        credentials last an hour, a warm container longer."""
+        name = self.settings.member_role_name
+        return MemberAccess(self.clients, name) if name else None
+
     @cached_property
     def allowlist(self) -> AllowlistProvider:
         s = self.settings
@@ -196,6 +202,10 @@ class Runtime:
         out: list[Notifier] = []
         if s.topic_arn:
             out.append(SnsNotifier(s.topic_arn, c.client("sns")))
+        if s.central_topic_arn:  # the organization's one topic (org/central.yaml)
+            out.append(SnsNotifier(s.central_topic_arn, c.client("sns"), name="central-sns"))
+        if s.central_bus_arn:
+            out.append(EventBusNotifier(s.central_bus_arn, c.client("events")))
         if s.slack_secret_arn:
             out.append(SlackNotifier(s.slack_secret_arn, c.client("secretsmanager")))
         if s.security_hub:
@@ -208,9 +218,15 @@ class Runtime:
             return DynamoRecorder(self.clients.client("dynamodb"), self.settings.table_name)
         return MemoryRecorder()
 
-    def executor(self, trigger: str, regions: Sequence[str] | None = None) -> Executor:
+    def executor(
+        self,
+        trigger: str,
+        regions: Sequence[str] | None = None,
+        members: MemberAccess | None = None,
+    ) -> Executor:
         return Executor(
             self.clients,
+            members=members,
             max_changes=self.settings.max_changes,
             regions=regions or self.regions,
             recorder=self.recorder,
@@ -266,6 +282,7 @@ def remediate(
     ctx: CheckContext,
     trigger: str,
     regions: Sequence[str] | None = None,
+    members: MemberAccess | None = None,
 ) -> list[Finding]:
     """Plan, and in dry-run/fix mode carry out, within the rails. Returns what to announce:
     findings that were fixed are replaced by the announcement of the change."""
@@ -280,7 +297,7 @@ def remediate(
     )
     if config.default_mode is Mode.NOTIFY and not config.overrides:
         return list(findings)
-    outcomes = rt.executor(trigger, regions).run_each(
+    outcomes = rt.executor(trigger, regions, members).run_each(
         plan_all(findings, result.snapshot, config, ctx)
     )
     logger.info(

@@ -25,10 +25,13 @@ def on_schedule(rt: Runtime, event: Any, context: Any = None) -> dict[str, Any]:
 def sweep(rt: Runtime) -> dict[str, Any]:
     """Full audit of the home region (and peer regions), all checks."""
     ctx = rt.check_context()
-    result = pipeline.audit(rt.clients, rt.regions, ctx)
+    members = rt.members()
+    result = pipeline.audit(rt.clients, rt.regions, ctx, members=members)
     setup = trail_coverage(rt, result)
     pipeline.observe(result)
-    findings = pipeline.remediate(rt, result, result.findings, ctx, trigger="sweep")
+    findings = pipeline.remediate(
+        rt, result, result.findings, ctx, trigger="sweep", members=members
+    )
     coverage = result.coverage()
     if setup is not None:
         findings += setup

@@ -93,7 +93,8 @@ def disabled(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
         return
     for vpc_id in sorted(snap.vpcs):
         vpc = snap.vpcs[vpc_id]
-        if vpc.owner_id != snap.account_id or (vpc.region, "flow_logs") in snap.partial:
+        # This account's VPCs, and the far sides the member role read.
+        if not snap.can_read(vpc.owner_id, vpc.region) or (vpc.region, "flow_logs") in snap.partial:
             continue
         if (vpc.region, "route_tables") in snap.partial:
             continue  # subnet-level logs are judged by the routes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from peerguard.domain.catalogue import check, entry
 from peerguard.domain.checks.context import CheckContext
@@ -36,6 +37,7 @@ def pcx_finding(
     severity: Severity | None = None,
     remediation: Remediation | None = None,
     key: str = "",
+    extra: dict[str, Any] | None = None,
 ) -> Finding:
     return entry(check_id).finding(
         resource_id=pcx.pcx_id,
@@ -47,6 +49,7 @@ def pcx_finding(
         severity=severity,
         remediation=remediation,
         key=key,
+        extra=extra,
     )
 
 
@@ -61,9 +64,11 @@ def own_sides(snap: Snapshot, pcx: PeeringConnection) -> Iterator[PeeringSide]:
 
 
 def home_side(snap: Snapshot, pcx: PeeringConnection) -> PeeringSide:
-    """The side a peering-level finding is filed under: ours, accepter first."""
+    """The side a peering-level finding is filed under: a side that was read, accepter
+    first. (Not "ours first": with the member role both sides are read, and the audits of
+    the two accounts must file the finding under the same side, so it is one finding.)"""
     for side in (pcx.accepter, pcx.requester):
-        if side.owner_id == snap.account_id and snap.can_read(side.owner_id, side.region):
+        if snap.can_read(side.owner_id, side.region):
             return side
     return pcx.requester
 

@@ -45,7 +45,7 @@ def route_finding(
     vpc = snap.vpcs.get(rt.vpc_id)
     return entry(check_id).finding(
         resource_id=rt.route_table_id,
-        account_id=rt.owner_id or (vpc.owner_id if vpc else snap.account_id),
+        account_id=table_owner(snap, rt),
         region=vpc.region if vpc else "",
         vpc_id=rt.vpc_id,
         peering_connection_id=pcx_id,
@@ -53,6 +53,12 @@ def route_finding(
         remediation=remediation,
         key=key,
     )
+
+
+def table_owner(snap: Snapshot, rt: RouteTable) -> str:
+    """The account a route table belongs to."""
+    vpc = snap.vpcs.get(rt.vpc_id)
+    return rt.owner_id or (vpc.owner_id if vpc else snap.account_id)
 
 
 def own_visible_tables(snap: Snapshot) -> Iterator[RouteTable]:
@@ -102,7 +108,7 @@ def route_conflicts(route: Route, destination: str, pcx_id: str) -> bool:
     return not (is_default and route.target.startswith(_INTERNET_TARGETS))
 
 
-def _create_route(rt: RouteTable, destination: str, pcx_id: str) -> Remediation:
+def _create_route(snap: Snapshot, rt: RouteTable, destination: str, pcx_id: str) -> Remediation:
     conflicts = [r for r in rt.routes if route_conflicts(r, destination, pcx_id)]
     kwarg = "DestinationIpv6CidrBlock" if ":" in destination else "DestinationCidrBlock"
     params = {
@@ -110,6 +116,15 @@ def _create_route(rt: RouteTable, destination: str, pcx_id: str) -> Remediation:
         kwarg: destination,
         "VpcPeeringConnectionId": pcx_id,
     }
+    owner = table_owner(snap, rt)
+    if owner != snap.account_id:  # a far side read through the member role
+        return Remediation(
+            action="CreateRoute",
+            parameters=params,
+            automatic=False,
+            reason=f"the table is in account {owner}: PeerGuard never changes another "
+            "account (PeerGuard deployed there, or its owner, adds it)",
+        )
     if conflicts:
         why = ", ".join(f"{r.destination} -> {r.target}" for r in conflicts)
         return Remediation(
@@ -151,7 +166,7 @@ def missing_reciprocal(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
             gap.pcx.pcx_id,
             _gap_detail(gap),
             key=f"{gap.pcx.pcx_id}|{destination}",
-            remediation=_create_route(gap.rt, destination, gap.pcx.pcx_id),
+            remediation=_create_route(snap, gap.rt, destination, gap.pcx.pcx_id),
         )
 
 
@@ -399,11 +414,14 @@ def peer_side_unverified(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]
         if not ours or not hidden:
             continue
         other = hidden[0]
+        why = snap.unread_reason(other.owner_id, other.region)
         yield pcx_finding(
             "route.peer_side_unverified",
             snap,
             pcx,
             ours[0],
             f"{describe(pcx)}: the side {other.vpc_id} in account {other.owner_id}, "
-            f"region {other.region} was not read, so its return routes are unverified.",
+            f"region {other.region} was not read, so its return routes are unverified"
+            + (f": {why}." if why else "."),
+            extra={"reason": why} if why else None,
         )

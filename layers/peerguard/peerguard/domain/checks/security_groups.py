@@ -456,6 +456,8 @@ def unallowlisted_reference(snap: Snapshot, ctx: CheckContext) -> Iterator[Findi
     if ctx.allowlist.entries is None:
         return
     for g, peers in groups_of_peered_vpcs(snap):
+        if g.owner_id != snap.account_id:
+            continue  # the allowlist is this account's: a far side's groups answer to theirs
         for r in g.rules:
             owner = r.referenced_owner_id
             if r.referenced_group_id is None or owner in (None, snap.account_id, g.owner_id):

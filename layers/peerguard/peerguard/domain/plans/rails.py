@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from peerguard.domain.checks.routes import route_conflicts
+from peerguard.domain.checks.routes import route_conflicts, table_owner
 from peerguard.domain.checks.security_groups import ip_permission
 from peerguard.domain.findings import Call
 from peerguard.domain.model import (
@@ -39,6 +39,12 @@ def refusal(call: Call, snap: Snapshot) -> str | None:
     return rail(call, snap)
 
 
+def foreign(resource_id: str, owner: str) -> str:
+    """Why a change in another account is refused (the far side of a peering, read through
+    the member role: PeerGuard reads there, never writes)."""
+    return f"{resource_id} belongs to account {owner}: PeerGuard never changes another account"
+
+
 def _create_route(call: Call, snap: Snapshot) -> str | None:
     p = call.parameters
     dest = destination(call)
@@ -47,6 +53,8 @@ def _create_route(call: Call, snap: Snapshot) -> str | None:
     rt = snap.route_tables.get(str(p["RouteTableId"]))
     if rt is None:
         return f"route table {p['RouteTableId']} was not read"
+    if table_owner(snap, rt) != snap.account_id:
+        return foreign(rt.route_table_id, table_owner(snap, rt))
     pcx = snap.peerings.get(str(p["VpcPeeringConnectionId"]))
     if pcx is None or pcx.status != ACTIVE:
         return f"{p['VpcPeeringConnectionId']} is not an active peering"
@@ -97,6 +105,8 @@ def _delete_route(call: Call, snap: Snapshot) -> str | None:
     rt = snap.route_tables.get(str(p["RouteTableId"]))
     if rt is None:
         return f"route table {p['RouteTableId']} was not read"
+    if table_owner(snap, rt) != snap.account_id:
+        return foreign(rt.route_table_id, table_owner(snap, rt))
     route = next((r for r in rt.routes if r.destination == dest[1]), None)
     if route is None or route.peering_id is None:
         return f"{rt.route_table_id} has no peering route to {dest[1]}"
