@@ -83,6 +83,7 @@ $(FLOWLOGS)/.installed: requirements/flowlogs.txt
 bench: $(STAMP) $(C7N)/.installed $(FLOWLOGS)/.installed
 	$(BIN)/python -m tests.bench.run --c7n $(C7N)/bin/custodian
 	$(BIN)/python -m tests.bench.flows --flowlogs-python $(FLOWLOGS)/bin/python
+	$(BIN)/python -m tests.bench.coldstart --hot-spots 8
 
 ci: test lint sam-validate sam-build
 

@@ -12,13 +12,15 @@ The per-call parameter models live in `peerguard.events.shapes`.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+from functools import cache
+from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.parser import parse
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+from aws_lambda_powertools.utilities.parser.models.event_bridge import EventBridgeModel
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from peerguard.aws.regions import check_region
 from peerguard.domain.names import ACCOUNT_ID, RESOURCE_ID, resource_id_of
@@ -96,7 +98,9 @@ class NotOurs(MalformedEvent):
 class UserIdentity(BaseModel):
     """Loose: exporters differ in key case ("accountId" / "accountid") and content."""
 
-    model_config = ConfigDict(frozen=True, extra="allow")
+    # defer_build: a model's validator is built when it first validates, so a cold start
+    # builds only the models of the call it parses (see tests/bench/coldstart.py).
+    model_config = ConfigDict(frozen=True, extra="allow", defer_build=True)
 
     type: str | None = None
     arn: str | None = None
@@ -107,7 +111,7 @@ class UserIdentity(BaseModel):
 class CloudTrailRecord(BaseModel):
     """One CloudTrail record of an EC2 call (the `detail` of the EventBridge event)."""
 
-    model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True, defer_build=True)
 
     event_version: str = Field(alias="eventVersion")
     event_id: str = Field(alias="eventID")
@@ -136,27 +140,52 @@ def _call_model(name: str, request: type[Request], response: type[Response]) -> 
     return create_model(f"{name}Call", __base__=CloudTrailRecord, **fields)
 
 
-CALL_MODELS: dict[str, type[CloudTrailRecord]] = {
-    name: _call_model(name, *shape) for name, shape in SHAPES.items()
-}
+class _CallModels(Mapping[str, type[CloudTrailRecord]]):
+    """Event name -> its CloudTrailRecord model, made on first use: a cold start makes the
+    one model of the call it parses, not all 24."""
 
-if TYPE_CHECKING:
-    Ec2Call = CloudTrailRecord
-else:
-    # A discriminated union on eventName: each call gets its own parameter models.
-    Ec2Call = Annotated[Union[tuple(CALL_MODELS.values())], Field(discriminator="event_name")]  # noqa: UP007
+    def __getitem__(self, name: str) -> type[CloudTrailRecord]:
+        return _call_model_of(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(SHAPES)
+
+    def __len__(self) -> int:
+        return len(SHAPES)
+
+
+@cache
+def _call_model_of(name: str) -> type[CloudTrailRecord]:
+    if name not in SHAPES:
+        raise KeyError(name)
+    return _call_model(name, *SHAPES[name])  # type: ignore[no-any-return]
+
+
+CALL_MODELS: Mapping[str, type[CloudTrailRecord]] = _CallModels()
 
 
 class Ec2CallEvent(EventBridgeModel):
-    """EventBridge envelope of an EC2 API call recorded by CloudTrail."""
+    """EventBridge envelope of an EC2 API call recorded by CloudTrail (`detail` narrowed
+    to the call's own model by `call_event_model`)."""
+
+    model_config = ConfigDict(defer_build=True)
 
     detail_type: Literal["AWS API Call via CloudTrail"] = Field(alias="detail-type")
     source: Literal["aws.ec2"]
-    detail: Ec2Call
+    detail: CloudTrailRecord
+
+
+@cache
+def call_event_model(name: str) -> type[Ec2CallEvent]:
+    """The envelope whose detail is the model of call `name` (made once, on first use)."""
+    fields: dict[str, Any] = {"detail": (CALL_MODELS[name], ...)}
+    return create_model(f"{name}Event", __base__=Ec2CallEvent, **fields)
 
 
 class ScheduledEvent(EventBridgeModel):
     """EventBridge "Scheduled Event": `resources` holds the rule ARN, `detail` is {}."""
+
+    model_config = ConfigDict(defer_build=True)
 
     detail_type: Literal["Scheduled Event"] = Field(alias="detail-type")
     source: Literal["aws.events"]
@@ -372,7 +401,7 @@ def parse_call(event: Any) -> Ec2CallEvent:
     _check_envelope(event, CLOUDTRAIL_DETAIL_TYPE, EC2_SOURCE)
     _check_name(event["detail"], "detail")
     try:
-        return parse(event=event, model=Ec2CallEvent)
+        return parse(event=event, model=call_event_model(event["detail"]["eventName"]))
     except ValidationError as error:
         raise MalformedEvent(one_line(error)) from None
 
@@ -384,15 +413,12 @@ def parse_change(event: Any) -> Change:
     return change_from_record(parsed.detail, parsed.account)
 
 
-_RECORD = TypeAdapter(Ec2Call)
-
-
 def parse_record(record: Any) -> Change:
     """A bare CloudTrail record (as in S3 log files or `Records[]`) -> Change."""
     check_sane(record, "record")
     _check_name(record, "record")
     try:
-        return change_from_record(_RECORD.validate_python(record))
+        return change_from_record(CALL_MODELS[record["eventName"]].model_validate(record))
     except ValidationError as error:
         raise MalformedEvent(one_line(error)) from None
 

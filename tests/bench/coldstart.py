@@ -1,0 +1,108 @@
+"""Cold start: each handler's import time beside `import boto3`, side by side.
+
+    python -m tests.bench.coldstart [--repeats 9] [--hot-spots 8]
+
+As Lambda imports a handler: a fresh interpreter per sample, the function's directory as
+the working directory and first on sys.path (Lambda's /var/task), the layer's package next
+(/opt/python), the template's environment. The time is taken inside the interpreter around
+`import app` (and around `import boto3` for the baseline), so interpreter start-up, which
+both pay alike, is left out. Samples interleave the handlers and the baseline; medians.
+Byte-code caches are warmed once first (the layer ships .pyc files of its dependencies).
+`--hot-spots N` adds each handler's N largest self times from `python -X importtime`.
+Every functions/*/app.py is measured, so a new function is picked up by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+LAYER = ROOT / "layers" / "peerguard"
+TARGET = 1.5  # each handler imports in at most 1.5x `import boto3` (issue 11, item 7)
+
+TIMED = (
+    "import time; t = time.perf_counter(); import {module}; "
+    "print((time.perf_counter() - t) * 1000)"
+)
+ENV = {  # what the template sets for every function (Globals) and Lambda itself
+    "POWERTOOLS_SERVICE_NAME": "peerguard",
+    "POWERTOOLS_METRICS_NAMESPACE": "PeerGuard",
+    "POWERTOOLS_LOG_LEVEL": "INFO",
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_LAMBDA_FUNCTION_NAME": "coldstart",
+    "PEERGUARD_MODE": "notify",
+    "PEERGUARD_TABLE": "StateTable",
+    "PEERGUARD_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:AlertTopic",
+}
+
+
+def handlers() -> dict[str, Path]:
+    return {p.parent.name: p.parent for p in sorted((ROOT / "functions").glob("*/app.py"))}
+
+
+def _run(cwd: Path, code: str, *flags: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **ENV, "PYTHONPATH": f"{cwd}{os.pathsep}{LAYER}"}
+    return subprocess.run(
+        [sys.executable, *flags, "-c", code], cwd=cwd, env=env, capture_output=True, text=True
+    )
+
+
+def sample(cwd: Path, module: str) -> float:
+    done = _run(cwd, TIMED.format(module=module))
+    if done.returncode:
+        raise SystemExit(f"importing {module} in {cwd} failed:\n{done.stderr}")
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def hot_spots(cwd: Path, count: int) -> list[tuple[float, str]]:
+    """The modules with the largest self time (ms) when `app` is imported."""
+    done = _run(cwd, "import app", "-X", "importtime")
+    rows = []
+    for line in done.stderr.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        self_us, _cumulative, name = line.split(":", 1)[1].split("|")
+        rows.append((int(self_us) / 1000, name.strip()))
+    return sorted(rows, reverse=True)[:count]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--hot-spots", type=int, default=0)
+    args = parser.parse_args(argv)
+    found = handlers()
+    for cwd in found.values():  # warm the byte-code caches
+        sample(cwd, "app")
+    times: dict[str, list[float]] = {name: [] for name in ["boto3", *found]}
+    for _ in range(args.repeats):
+        times["boto3"].append(sample(ROOT, "boto3"))
+        for name, cwd in found.items():
+            times[name].append(sample(cwd, "app"))
+    base = statistics.median(times["boto3"])
+    print(f"cold start: import time, median of {args.repeats} fresh interpreters (ms)")
+    print(f"{'import':<28}{'median':>9}{'min':>9}{'max':>9}{'x boto3':>9}")
+    worst = 0.0
+    for name, samples in times.items():
+        median = statistics.median(samples)
+        ratio = median / base
+        label = "boto3" if name == "boto3" else f"functions/{name}/app.py"
+        if name != "boto3":
+            worst = max(worst, ratio)
+        print(f"{label:<28}{median:>9.0f}{min(samples):>9.0f}{max(samples):>9.0f}{ratio:>8.2f}x")
+    verdict = "within" if worst <= TARGET else "OVER"
+    print(f"worst handler: {worst:.2f}x boto3 ({verdict} the {TARGET}x target)")
+    for name, cwd in found.items() if args.hot_spots else ():
+        spots = ", ".join(f"{n} {ms:.1f}" for ms, n in hot_spots(cwd, args.hot_spots))
+        print(f"hot spots of {name} (self ms): {spots}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
