@@ -158,7 +158,7 @@ class _CallModels(Mapping[str, type[CloudTrailRecord]]):
 def _call_model_of(name: str) -> type[CloudTrailRecord]:
     if name not in SHAPES:
         raise KeyError(name)
-    return _call_model(name, *SHAPES[name])  # type: ignore[no-any-return]
+    return _call_model(name, *SHAPES[name])
 
 
 CALL_MODELS: Mapping[str, type[CloudTrailRecord]] = _CallModels()
