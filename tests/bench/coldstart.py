@@ -80,8 +80,10 @@ def sample(cwd: Path, module: str) -> float:
 
 
 def hot_spots(cwd: Path, count: int) -> list[tuple[float, str]]:
-    """The modules with the largest self time (ms) when `app` is imported."""
-    done = _run(cwd, "import app", "-X", "importtime")
+    """The modules with the largest self time (ms) when `app` and what its first call
+    imports are imported."""
+    modules = ", ".join(["app", *first_call_modules(cwd / "app.py")])
+    done = _run(cwd, f"import {modules}", "-X", "importtime")
     rows = []
     for line in done.stderr.splitlines():
         if not line.startswith("import time:") or "self [us]" in line:
