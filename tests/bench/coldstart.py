@@ -7,11 +7,12 @@ the working directory and first on sys.path (Lambda's /var/task), the layer's pa
 (/opt/python), the template's environment. The time is taken inside the interpreter around
 `import app` (and around `import boto3` for the baseline), so interpreter start-up, which
 both pay alike, is left out. Samples interleave the handlers and the baseline; medians.
-Byte code: pip compiles the layer's dependencies (boto3 included), but `sam build` copies
-the peerguard package as source, and Lambda's /opt is read-only, so today every cold
-start compiles peerguard. `--as-shipped` measures that (peerguard's caches removed, none
-written); by default caches are written and warmed first, as a layer shipping
-peerguard's .pyc files would import.
+Byte code: `sam build` extracts the dependencies' wheels and copies peerguard as source,
+so the built layer holds no .pyc at all, and Lambda's /opt is read-only: every cold start
+compiles what it imports. `--as-shipped` measures peerguard compiled at import (its
+caches removed, none written; the dependencies keep this virtualenv's caches, so boto3
+and the rest, compiled too in Lambda, are not); by default caches are written and warmed
+first, as a layer shipping compiled byte code would import.
 `--hot-spots N` adds each handler's N largest self times from `python -X importtime`.
 Every functions/*/app.py is measured, so a new function is picked up by itself.
 
