@@ -100,7 +100,8 @@ def env(name: str, **kw: Any) -> Any:
 class FunctionSettings(BaseModel):
     """What every PeerGuard function reads: where state and notifications go, the allowlist."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    # defer_build: a function builds the validator of its own settings only, when it reads them.
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True, defer_build=True)
 
     table_name: str = env("PEERGUARD_TABLE", default="")
     topic_arn: str = env("PEERGUARD_TOPIC_ARN", default="")

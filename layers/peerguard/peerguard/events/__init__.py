@@ -6,27 +6,60 @@ CloudTrail", source aws.ec2) and schedules ("Scheduled Event", source aws.events
 ids of every VPC, peering, route table, subnet, security group, network ACL and flow log
 it touched, taken from both `requestParameters` and `responseElements`.
 
-The per-call parameter models live in `peerguard.events.shapes`.
+This module holds what every trigger needs (the envelope checks, the schedule); the
+CloudTrail half (`peerguard.events.cloudtrail`, with the per-call models of
+`peerguard.events.shapes`) is imported when a CloudTrail event is first parsed, so a
+scheduled function never builds the 24 call models. Its names are importable from here.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal
 
 from aws_lambda_powertools.utilities.parser import parse
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+from aws_lambda_powertools.utilities.parser.models.event_bridge import EventBridgeModel
+from pydantic import ConfigDict, Field, ValidationError
 
 from peerguard.aws.regions import check_region
-from peerguard.domain.names import ACCOUNT_ID, RESOURCE_ID, resource_id_of
-from peerguard.domain.scope import Scope
-from peerguard.events.shapes import SHAPES, Request, Response, Touches, UtcDatetime, touched
+from peerguard.domain.names import ACCOUNT_ID
 
-# The calls the change auditor listens to (DESIGN section 3; the template's rule lists
-# exactly these, a test keeps them equal).
+if TYPE_CHECKING:
+    from peerguard.events.cloudtrail import (
+        CALL_MODELS,  # noqa: F401 (re-exported, see __getattr__)
+        Change,
+        CloudTrailRecord,  # noqa: F401 (re-exported, see __getattr__)
+        Ec2CallEvent,  # noqa: F401 (re-exported, see __getattr__)
+        UserIdentity,  # noqa: F401 (re-exported, see __getattr__)
+        call_event_model,  # noqa: F401 (re-exported, see __getattr__)
+        change_from_record,  # noqa: F401 (re-exported, see __getattr__)
+        parse_call,  # noqa: F401 (re-exported, see __getattr__)
+        parse_change,  # noqa: F401 (re-exported, see __getattr__)
+        parse_record,  # noqa: F401 (re-exported, see __getattr__)
+    )
+
+# The CloudTrail half, loaded on first use (PEP 562).
+_CLOUDTRAIL = {
+    "CALL_MODELS",
+    "Change",
+    "CloudTrailRecord",
+    "Ec2CallEvent",
+    "UserIdentity",
+    "call_event_model",
+    "change_from_record",
+    "parse_call",
+    "parse_change",
+    "parse_record",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CLOUDTRAIL:
+        return getattr(importlib.import_module("peerguard.events.cloudtrail"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 EVENT_NAMES: tuple[str, ...] = (
     "CreateVpcPeeringConnection",
     "AcceptVpcPeeringConnection",
@@ -90,185 +123,14 @@ class NotOurs(MalformedEvent):
     """
 
 
-# -- the CloudTrail record and the envelopes ------------------------------------------
-
-
-class UserIdentity(BaseModel):
-    """Loose: exporters differ in key case ("accountId" / "accountid") and content."""
-
-    model_config = ConfigDict(frozen=True, extra="allow")
-
-    type: str | None = None
-    arn: str | None = None
-    principal_id: str | None = Field(None, alias="principalId")
-    invoked_by: str | None = Field(None, alias="invokedBy")
-
-
-class CloudTrailRecord(BaseModel):
-    """One CloudTrail record of an EC2 call (the `detail` of the EventBridge event)."""
-
-    model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
-
-    event_version: str = Field(alias="eventVersion")
-    event_id: str = Field(alias="eventID")
-    event_name: str = Field(alias="eventName")
-    event_source: Literal["ec2.amazonaws.com"] = Field(alias="eventSource")
-    event_time: UtcDatetime = Field(alias="eventTime")
-    aws_region: str = Field(alias="awsRegion")
-    recipient_account_id: str | None = Field(None, alias="recipientAccountId")
-    user_identity: UserIdentity = Field(default_factory=UserIdentity, alias="userIdentity")
-    source_ip_address: str | None = Field(None, alias="sourceIPAddress")
-    user_agent: str | None = Field(None, alias="userAgent")
-    request_id: str | None = Field(None, alias="requestID")
-    request_parameters: Request | None = Field(None, alias="requestParameters")
-    response_elements: Response | None = Field(None, alias="responseElements")
-    error_code: str | None = Field(None, alias="errorCode")
-    error_message: str | None = Field(None, alias="errorMessage")
-
-
-def _call_model(name: str, request: type[Request], response: type[Response]) -> type[Any]:
-    """CloudTrailRecord narrowed to one event name, with its typed parameters."""
-    fields: dict[str, Any] = {
-        "event_name": (Literal[(name,)], Field(alias="eventName")),
-        "request_parameters": (request | None, Field(None, alias="requestParameters")),
-        "response_elements": (response | None, Field(None, alias="responseElements")),
-    }
-    return create_model(f"{name}Call", __base__=CloudTrailRecord, **fields)
-
-
-CALL_MODELS: dict[str, type[CloudTrailRecord]] = {
-    name: _call_model(name, *shape) for name, shape in SHAPES.items()
-}
-
-if TYPE_CHECKING:
-    Ec2Call = CloudTrailRecord
-else:
-    # A discriminated union on eventName: each call gets its own parameter models.
-    Ec2Call = Annotated[Union[tuple(CALL_MODELS.values())], Field(discriminator="event_name")]  # noqa: UP007
-
-
-class Ec2CallEvent(EventBridgeModel):
-    """EventBridge envelope of an EC2 API call recorded by CloudTrail."""
-
-    detail_type: Literal["AWS API Call via CloudTrail"] = Field(alias="detail-type")
-    source: Literal["aws.ec2"]
-    detail: Ec2Call
-
-
 class ScheduledEvent(EventBridgeModel):
     """EventBridge "Scheduled Event": `resources` holds the rule ARN, `detail` is {}."""
+
+    model_config = ConfigDict(defer_build=True)
 
     detail_type: Literal["Scheduled Event"] = Field(alias="detail-type")
     source: Literal["aws.events"]
     detail: dict[str, Any] = Field(default_factory=dict)
-
-
-# -- what a change touched ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Change:
-    """An EC2 call PeerGuard watches, reduced to who, what, and which resources."""
-
-    event_id: str
-    event_name: str
-    region: str
-    account_id: str
-    event_time: datetime
-    actor: str | None
-    error_code: str | None = None
-    error_message: str | None = None
-    vpc_ids: frozenset[str] = frozenset()
-    peering_ids: frozenset[str] = frozenset()
-    route_table_ids: frozenset[str] = frozenset()
-    subnet_ids: frozenset[str] = frozenset()
-    security_group_ids: frozenset[str] = frozenset()
-    network_acl_ids: frozenset[str] = frozenset()
-    flow_log_ids: frozenset[str] = frozenset()
-    # rtbassoc-/aclassoc-/vpc-cidr-assoc- ids: all DisassociateRouteTable says about its target.
-    association_ids: frozenset[str] = frozenset()
-    # Other regions and accounts the call names (a cross-region or cross-account peer).
-    peer_regions: frozenset[str] = frozenset()
-    peer_account_ids: frozenset[str] = frozenset()
-    record: CloudTrailRecord | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def failed(self) -> bool:
-        """The call was refused: it changed nothing (a failed peering request is still news)."""
-        return self.error_code is not None
-
-    def scope(self) -> Scope:
-        """What the snapshot reader should read to judge this change."""
-        return Scope(
-            vpc_ids=self.vpc_ids,
-            peering_ids=self.peering_ids,
-            route_table_ids=self.route_table_ids,
-            subnet_ids=self.subnet_ids,
-            security_group_ids=self.security_group_ids,
-            network_acl_ids=self.network_acl_ids,
-            flow_log_ids=self.flow_log_ids,
-        )
-
-
-_ID_SHAPES = {
-    Touches.VPC: resource_id_of("vpc"),
-    Touches.PEERING: resource_id_of("pcx"),
-    Touches.ROUTE_TABLE: resource_id_of("rtb"),
-    Touches.SUBNET: resource_id_of("subnet"),
-    Touches.SECURITY_GROUP: resource_id_of("sg"),
-    Touches.NETWORK_ACL: resource_id_of("acl"),
-    Touches.FLOW_LOG: resource_id_of("fl"),
-    Touches.ASSOCIATION: RESOURCE_ID,
-    Touches.ACCOUNT: ACCOUNT_ID,
-}
-
-
-def _well_formed(kind: Touches, value: str) -> None:
-    """An id of the kind its field names, or MalformedEvent: nothing odd reaches AWS."""
-    if kind is Touches.REGION:
-        try:
-            check_region(value)
-        except ValueError as e:
-            raise MalformedEvent(f"detail: {e}") from None
-        return
-    shape = _ID_SHAPES.get(kind)
-    if shape is not None and not shape.match(value):
-        shown = repr(value) if len(value) <= 60 else repr(value[:57]) + "..."
-        raise MalformedEvent(
-            f"detail: {shown} is not a well-formed {kind.value.replace('_', ' ')} id"
-        )
-
-
-def change_from_record(record: CloudTrailRecord, account_id: str | None = None) -> Change:
-    """A parsed record -> Change (`account_id`: the envelope's, if the record has none)."""
-    found: dict[Touches, set[str]] = {kind: set() for kind in Touches}
-    for part in (record.request_parameters, record.response_elements):
-        for kind, id_ in touched(part):
-            _well_formed(kind, id_)
-            found[kind].add(id_)
-    account = record.recipient_account_id or account_id or ""
-    identity = record.user_identity
-    return Change(
-        event_id=record.event_id,
-        event_name=record.event_name,
-        region=record.aws_region,
-        account_id=account,
-        event_time=record.event_time,
-        actor=identity.arn or identity.invoked_by or identity.principal_id or identity.type,
-        error_code=record.error_code,
-        error_message=record.error_message,
-        vpc_ids=frozenset(found[Touches.VPC]),
-        peering_ids=frozenset(found[Touches.PEERING]),
-        route_table_ids=frozenset(found[Touches.ROUTE_TABLE]),
-        subnet_ids=frozenset(found[Touches.SUBNET]),
-        security_group_ids=frozenset(found[Touches.SECURITY_GROUP]),
-        network_acl_ids=frozenset(found[Touches.NETWORK_ACL]),
-        flow_log_ids=frozenset(found[Touches.FLOW_LOG]),
-        association_ids=frozenset(found[Touches.ASSOCIATION]),
-        peer_regions=frozenset(found[Touches.REGION] - {record.aws_region}),
-        peer_account_ids=frozenset(found[Touches.ACCOUNT] - {account}),
-        record=record,
-    )
 
 
 # -- entry points ---------------------------------------------------------------------------
@@ -315,29 +177,6 @@ def check_sane(value: Any, what: str = "event") -> None:
             raise MalformedEvent(f"{what} holds a {type(item).__name__}, not JSON")
 
 
-def _check_name(detail: Any, where: str) -> None:
-    if not isinstance(detail, dict):
-        raise MalformedEvent(f"{where} is not a JSON object (got {type(detail).__name__})")
-    name = detail.get("eventName")
-    if name is None or name == "":
-        raise MalformedEvent(f"{where}.eventName is missing")
-    if not isinstance(name, str):
-        raise MalformedEvent(f"{where}.eventName is not a string (got {type(name).__name__})")
-    if name not in SHAPES:
-        raise NotOurs(f"event name {name[:60]!r} is not one PeerGuard audits")
-    region = detail.get("awsRegion")
-    try:
-        check_region(region)  # type: ignore[arg-type]
-    except ValueError as e:
-        raise MalformedEvent(f"{where}.awsRegion: {e}") from None
-    event_id = detail.get("eventID")
-    if not isinstance(event_id, str) or not _EVENT_ID.match(event_id):
-        raise MalformedEvent(f"{where}.eventID is missing or not a CloudTrail event id")
-    account = detail.get("recipientAccountId")
-    if account is not None and not (isinstance(account, str) and ACCOUNT_ID.match(account)):
-        raise MalformedEvent(f"{where}.recipientAccountId is not a 12-digit account id")
-
-
 def _check_envelope(event: Any, detail_type: str, source: str) -> None:
     if not isinstance(event, dict):
         raise MalformedEvent(f"event is not a JSON object (got {type(event).__name__})")
@@ -367,36 +206,6 @@ def _check_envelope(event: Any, detail_type: str, source: str) -> None:
         raise MalformedEvent("account is not a 12-digit account id")
 
 
-def parse_call(event: Any) -> Ec2CallEvent:
-    """Validate a CloudTrail-via-EventBridge event into its typed model."""
-    _check_envelope(event, CLOUDTRAIL_DETAIL_TYPE, EC2_SOURCE)
-    _check_name(event["detail"], "detail")
-    try:
-        return parse(event=event, model=Ec2CallEvent)
-    except ValidationError as error:
-        raise MalformedEvent(one_line(error)) from None
-
-
-def parse_change(event: Any) -> Change:
-    """CloudTrail-via-EventBridge event -> Change. Raises MalformedEvent (NotOurs for
-    events of another kind or call)."""
-    parsed = parse_call(event)
-    return change_from_record(parsed.detail, parsed.account)
-
-
-_RECORD = TypeAdapter(Ec2Call)
-
-
-def parse_record(record: Any) -> Change:
-    """A bare CloudTrail record (as in S3 log files or `Records[]`) -> Change."""
-    check_sane(record, "record")
-    _check_name(record, "record")
-    try:
-        return change_from_record(_RECORD.validate_python(record))
-    except ValidationError as error:
-        raise MalformedEvent(one_line(error)) from None
-
-
 def parse_schedule(event: Any) -> ScheduledEvent:
     """Validate an EventBridge "Scheduled Event"."""
     _check_envelope(event, SCHEDULE_DETAIL_TYPE, SCHEDULE_SOURCE)
@@ -410,4 +219,6 @@ def parse_event(event: Any) -> Change | ScheduledEvent:
     """Either kind of trigger (the acceptance function gets both)."""
     if isinstance(event, dict) and event.get("detail-type") == SCHEDULE_DETAIL_TYPE:
         return parse_schedule(event)
+    from peerguard.events.cloudtrail import parse_change
+
     return parse_change(event)

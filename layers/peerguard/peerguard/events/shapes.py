@@ -116,8 +116,13 @@ ResourceIds = Annotated[Ids, Touches.RESOURCE]
 class Params(BaseModel):
     """Part of requestParameters / responseElements: camelCase keys, unknown keys kept."""
 
+    # defer_build: built on first validation, so a cold start builds only what it parses.
     model_config = ConfigDict(
-        frozen=True, extra="allow", alias_generator=to_camel, populate_by_name=True
+        frozen=True,
+        extra="allow",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        defer_build=True,
     )
 
 

@@ -179,6 +179,13 @@ class SlackError(RuntimeError):
 
 _WEBHOOKS: dict[str, str] = {}  # per container: secret id -> URL
 
+# slack-sdk logs the webhook URL: "Going to retry the same request: POST <url>" at INFO,
+# the URL and body at DEBUG, the connection error at ERROR. Its client gets a logger of
+# its own that drops everything; this module logs each failure, without the URL.
+_SDK_LOG = logging.getLogger("peerguard.notify.slack_sdk")
+_SDK_LOG.setLevel(logging.CRITICAL + 1)
+_SDK_LOG.propagate = False
+
 
 def webhook_from_secret(secret: str) -> str:
     """The secret holds the URL itself, or JSON with a `url` / `webhook_url` key."""
@@ -250,7 +257,10 @@ class SlackNotifier:
         from slack_sdk.webhook import WebhookClient  # imported when Slack is configured
 
         client = WebhookClient(
-            self.webhook(), timeout=int(max(1, self.timeout)), retry_handlers=self._retries()
+            self.webhook(),
+            timeout=int(max(1, self.timeout)),
+            retry_handlers=self._retries(),
+            logger=_SDK_LOG,
         )
         try:
             resp = client.send_dict(payload)

@@ -7,12 +7,6 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-
 IDEMPOTENCY_TTL = timedelta(hours=24)
 
 
@@ -27,6 +21,14 @@ def once(
     """Run `work` once per EventBridge event id (the caller checked the id is well-formed)."""
     if not table_name:
         return work()
+    # Imported by the first event that needs it: the schedules never do, and Powertools'
+    # idempotency package is among the slowest imports of a cold start.
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
+
     persistence = DynamoDBPersistenceLayer(
         table_name=table_name, key_attr="pk", expiry_attr="ttl", boto3_client=dynamodb
     )
