@@ -54,7 +54,7 @@ def test_flow_logs_are_read_only_where_flow_logs_can_be_and_only_read() -> None:
 
 def test_athena_glue_and_insights_only_with_pushdown_and_only_on_the_stacks_own() -> None:
     def querying(a: str) -> bool:
-        return a.startswith(("athena:", "glue:")) or a in ("logs:StartQuery", "logs:StopQuery")
+        return a.startswith(("athena:", "glue:")) or a == "logs:StartQuery"
 
     found = [(cond, a) for cond, s in statements(props()["Policies"]) for a in actions(s)]
     pushdown = {a for cond, a in found if querying(a) and cond == "HasFlowPushdown"}
