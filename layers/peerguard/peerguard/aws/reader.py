@@ -10,8 +10,10 @@ read; security groups with their rules (by rule id) of the VPCs a change touched
 VPC in a full read), every group of this account those rules reference, and
 DescribeStaleSecurityGroups for the VPCs whose rules reference another account's groups
 (the one case the snapshot cannot judge by itself; endpoints that do not implement the
-call are simply not asked again). DescribeNetworkInterfaces is not called: no check needs
-to know which instances use a group, and its cost grows with the instances of the account.
+call are simply not asked again). DescribeNetworkInterfaces is not called by the audits:
+no check needs to know which instances use a group, and its cost grows with the instances
+of the account. Only `peerguard path` reads interfaces, and only those of the two ends it
+is asked about (`Reader.interfaces`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from peerguard.domain.model import (
     PENDING_ACCEPTANCE,
     FlowLog,
     NetworkAcl,
+    NetworkInterface,
     PeeringConnection,
     RouteTable,
     SecurityGroup,
@@ -63,6 +66,11 @@ READ_ACTIONS = (
     "ec2:DescribeNetworkAcls",
     "ec2:DescribeFlowLogs",
 )
+
+# What `peerguard path` reads besides a full snapshot (the CLI only: no function calls it,
+# so the template grants it to none). Instances are found by their interfaces
+# (attachment.instance-id), so ec2:DescribeInstances is not needed.
+PATH_READ_ACTIONS = ("ec2:DescribeNetworkInterfaces",)
 
 
 @dataclass
@@ -165,6 +173,51 @@ class Reader:
             peerings |= self._peerings(r, frozenset(referenced), None)
         r.peerings = peerings
         return self._snapshot(parts)
+
+    def interfaces(
+        self,
+        regions: Iterable[str],
+        *,
+        eni_ids: Iterable[str] = (),
+        instance_ids: Iterable[str] = (),
+        addresses: Iterable[str] = (),
+    ) -> tuple[dict[str, NetworkInterface], list[str]]:
+        """The interfaces with these ids, attached to these instances, or holding these
+        private addresses, in each region; and warnings for regions where they could not
+        be read. Three filtered requests at most per region: the cost is the ends', not the
+        account's."""
+        flt = {
+            name: set(values)
+            for name, values in (
+                ("network-interface-id", eni_ids),
+                ("attachment.instance-id", instance_ids),
+                ("addresses.private-ip-address", addresses),
+            )
+            if values
+        }
+        out: dict[str, NetworkInterface] = {}
+        warnings: list[str] = []
+        if not flt:
+            return out, warnings
+        for region in regions:
+            r = _Region(region)
+            items = self._paginate(
+                r,
+                "network_interfaces",
+                "describe_network_interfaces",
+                "NetworkInterfaces",
+                flt,
+                consequence="interfaces (and their security groups) not known there",
+            )
+            for eni in map(parse.network_interface, items):
+                if (
+                    eni.eni_id in flt.get("network-interface-id", ())
+                    or eni.instance_id in flt.get("attachment.instance-id", ())
+                    or set(eni.private_ips) & flt.get("addresses.private-ip-address", set())
+                ):
+                    out[eni.eni_id] = eni
+            warnings += r.warnings
+        return out, warnings
 
     def pending_requests(
         self, regions: Iterable[str], pcx_ids: frozenset[str] | None = None
