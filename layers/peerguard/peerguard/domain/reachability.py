@@ -765,7 +765,8 @@ def _sg_hop(snap: Snapshot, end: End, other: End, probe: Probe, *, egress: bool)
             FORWARD,
             ALLOW,
             "; ".join(_rule_text(r) for r in used),
-            f"{ids} of {end.interface.eni_id} allow{'s' if len(found.groups) == 1 else ''} {way} {probe.text} {to} {other.cidr}"
+            f"{ids} of {end.interface.eni_id} allow{'s' if len(found.groups) == 1 else ''} "
+            f"{way} {probe.text} {to} {other.cidr}"
             + (f" (a member of {used[0].referenced_group_id})" if by_group else "")
             + ".",
         )
