@@ -336,7 +336,11 @@ def _table(snap: Snapshot, subnet: Subnet, direction: str) -> RouteTable | Hop:
 def _lookup(rt: RouteTable, cidr: str) -> tuple[str | None, str, str]:
     """(target every address of `cidr` goes to, or None; the route(s) matched; why not)."""
     match = rt.lookup(cidr)
-    diverted = [r for r in rt.more_specific_than(cidr) if match is None or r.target != match.target]
+    diverted = [
+        r
+        for r in rt.more_specific_than(cidr)
+        if match is None or r.target != match.target or r.state == "blackhole"
+    ]
     if diverted:
         parts = ", ".join(f"{r.destination} -> {r.target}" for r in diverted)
         matched = f"{match.destination} -> {match.target}" if match else "no route for the rest"
