@@ -264,9 +264,8 @@ def evaluate(
     hops.append(("route-table", table.route_table_id, "forward", verdict))
     if pcx is not None:
         p = snap.peerings.get(pcx)
-        if p is None:
-            v = "deny"
-        elif src.vpc not in (p.requester.vpc_id, p.accepter.vpc_id) or p.status != "active":
+        joins = p is not None and src.vpc in (p.requester.vpc_id, p.accepter.vpc_id)
+        if p is None or not joins or p.status != "active":
             v = "deny"
         else:
             blocks = peer_blocks(snap, pcx, src.vpc)
