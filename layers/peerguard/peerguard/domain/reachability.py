@@ -294,7 +294,7 @@ def trace(snap: Snapshot, src: End, dst: End, probe: Probe) -> PathResult:
     if pcx_id is not None:
         hops.append(_peering_hop(snap, pcx_id, src, dst))
     if dst.subnet is None:
-        why = _unread(dst)
+        why = _unread(snap, dst)
         hops += [
             Hop(ACL, None, FORWARD, UNKNOWN, None, f"{dst.vpc_id}'s network ACLs: {why}"),
             Hop(SG, None, FORWARD, UNKNOWN, None, f"{dst.name}'s security groups: {why}"),
@@ -314,10 +314,15 @@ def trace(snap: Snapshot, src: End, dst: End, probe: Probe) -> PathResult:
     return PathResult(src, dst, probe, tuple(hops))
 
 
-def _unread(end: End) -> str:
+def _unread(snap: Snapshot, end: End) -> str:
+    if end.owner_id == snap.account_id:
+        return (
+            f"{end.vpc_id} is in region {end.region}, which was not read "
+            f"(add --region {end.region})"
+        )
     return (
-        f"{end.vpc_id} is in account {end.owner_id}, region {end.region}, which PeerGuard "
-        "did not read (run it with credentials for that account and --region for that region)"
+        f"{end.vpc_id} is in account {end.owner_id} ({end.region}), which PeerGuard cannot "
+        "read with these credentials (run it there, or with a role in that account)"
     )
 
 
