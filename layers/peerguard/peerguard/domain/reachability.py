@@ -26,6 +26,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from peerguard.domain.findings import Call
@@ -370,59 +371,42 @@ def _forward_route(snap: Snapshot, src: End, dst: End) -> tuple[Hop, str | None]
     target, matched, why = _lookup(rt, dst.cidr)
     where = f"{rt.route_table_id} (used by {src.subnet.subnet_id})"
     live = _live_peering(snap, src.vpc_id, dst.vpc_id)
+    hop = partial(Hop, ROUTE, rt.route_table_id, FORWARD)
     if target is None:
-        return Hop(
-            ROUTE,
-            rt.route_table_id,
-            FORWARD,
+        return hop(
             DENY,
             matched or None,
             f"{where} has no route sending {dst.cidr} through a peering: {why}.",
             _route_fix(snap, rt, dst, live),
         ), None
     if target.startswith("pcx-"):
-        return Hop(
-            ROUTE,
-            rt.route_table_id,
-            FORWARD,
+        return hop(
             ALLOW,
             matched,
             f"{where} sends {dst.cidr} to {target} (longest prefix {matched}).",
         ), target
     if target == "local":
         if dst.vpc_id == src.vpc_id:
-            return Hop(
-                ROUTE,
-                rt.route_table_id,
-                FORWARD,
+            return hop(
                 ALLOW,
                 matched,
                 f"{dst.cidr} is in {src.vpc_id} itself: the local route carries it.",
             ), None
-        return Hop(
-            ROUTE,
-            rt.route_table_id,
-            FORWARD,
+        return hop(
             DENY,
             matched,
             f"{where} keeps {dst.cidr} inside {src.vpc_id} (local route {matched}), but it "
             f"is in {dst.vpc_id}: the two VPCs' ranges overlap, which peering cannot carry.",
         ), None
     if target.startswith(_NOWHERE):
-        return Hop(
-            ROUTE,
-            rt.route_table_id,
-            FORWARD,
+        return hop(
             DENY,
             matched,
             f"{where} sends {dst.cidr} to {target}, not through a peering: a peer VPC's "
             "private address is reached only through the peering connection.",
             _route_fix(snap, rt, dst, live),
         ), None
-    return Hop(
-        ROUTE,
-        rt.route_table_id,
-        FORWARD,
+    return hop(
         UNKNOWN,
         matched,
         f"{where} sends {dst.cidr} to {target}: PeerGuard follows peering connections and "
@@ -504,20 +488,15 @@ def _peering_request(snap: Snapshot, vpc_id: str, to: End) -> Call:
 
 def _peering_hop(snap: Snapshot, pcx_id: str, src: End, dst: End) -> Hop:
     pcx = snap.peerings.get(pcx_id)
+    hop = partial(Hop, PEERING, pcx_id, FORWARD)
     if pcx is None:
         if (src.region, "peerings") in snap.partial:
-            return Hop(
-                PEERING,
-                pcx_id,
-                FORWARD,
+            return hop(
                 UNKNOWN,
                 None,
                 f"{pcx_id} could not be looked up (peerings were not read in {src.region}).",
             )
-        return Hop(
-            PEERING,
-            pcx_id,
-            FORWARD,
+        return hop(
             DENY,
             None,
             f"{pcx_id} does not exist any more: the route to it is a blackhole.",
@@ -525,10 +504,7 @@ def _peering_hop(snap: Snapshot, pcx_id: str, src: End, dst: End) -> Hop:
         )
     joined = _joined_text(snap, pcx)
     if pcx.side_of(src.vpc_id) is None:
-        return Hop(
-            PEERING,
-            pcx_id,
-            FORWARD,
+        return hop(
             DENY,
             joined,
             f"{pcx_id} does not connect {src.vpc_id} ({joined}).",
@@ -544,10 +520,7 @@ def _peering_hop(snap: Snapshot, pcx_id: str, src: End, dst: End) -> Hop:
         else:
             how = "request a new peering and route through it"
             fix = _peering_request(snap, src.vpc_id, dst)
-        return Hop(
-            PEERING,
-            pcx_id,
-            FORWARD,
+        return hop(
             DENY,
             joined,
             f"{pcx_id} is {pcx.status}, not active: it carries nothing ({how}).",
@@ -557,10 +530,7 @@ def _peering_hop(snap: Snapshot, pcx_id: str, src: End, dst: End) -> Hop:
     blocks = snap.peer_cidrs(pcx, src.vpc_id)
     if not any(within(dst.cidr, b) for b in blocks):
         where = f"in {dst.vpc_id}" if dst.vpc_id != peer.vpc_id else "outside it"
-        return Hop(
-            PEERING,
-            pcx_id,
-            FORWARD,
+        return hop(
             DENY,
             joined,
             f"{dst.cidr} is {where}, not inside {peer.vpc_id}'s blocks "
@@ -576,10 +546,7 @@ def _peering_hop(snap: Snapshot, pcx_id: str, src: End, dst: End) -> Hop:
     if here.owner_id != peer.owner_id:
         cross.append(f"cross-account {here.owner_id} -> {peer.owner_id}")
     extra = f" ({'; '.join(cross)})" if cross else ""
-    return Hop(
-        PEERING,
-        pcx_id,
-        FORWARD,
+    return hop(
         ALLOW,
         joined,
         f"{pcx_id} is active and {dst.cidr} is inside {peer.vpc_id}'s blocks{extra}.",
