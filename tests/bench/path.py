@@ -4,8 +4,9 @@
 
 The account is tests/bench/ring.py's ring (its planted defects included), plus one
 interface per subnet, on a loopback moto server. Measured:
-- one `peerguard path` query from nothing (what the CLI runs: the full read of the region,
-  the interfaces of the two ends, the trace): wall time, median of `--repeats`, API calls;
+- one `peerguard path` query from nothing (what the CLI runs: the two ends' interfaces and
+  subnets, a scoped read of their VPCs and their peers, the trace): wall time, median of
+  `--repeats`, API calls;
 - every neighbour query of the ring at once on one snapshot (each subnet to each subnet of
   both neighbouring VPCs, tcp 443): the pure trace, total and per query;
 and checked: the planted missing return routes are the blocking hop of exactly the queries
@@ -145,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "| what | PeerGuard | Reachability Analyzer (AWS's figures) |",
         "|---|---|---|",
-        f"| one path, from nothing (read the region + trace) | {cli_seconds:.2f} s, "
+        f"| one path, from nothing (read around the two ends + trace) | {cli_seconds:.2f} s, "
         f"{calls} API calls, $0 | minutes per analysis, ${RA_DOLLARS:.2f} |",
         f"| every neighbour path of the ring ({len(queries)} queries) on one snapshot | "
         f"{trace_seconds:.2f} s ({per_query_ms:.2f} ms per query), $0 | "

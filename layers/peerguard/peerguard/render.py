@@ -250,9 +250,9 @@ def peerings_table(views: Sequence[PeeringView]) -> str:
         lines += ["", f"{title}: {plural(total, 'finding')}{f' ({counts})' if counts else ''}"]
         if v.status_message and v.status != "active":
             lines.extend(_wrap(v.status_message, WIDTH, "  "))
-        lines.append(f"  {'':<16} {'requester':<40} accepter")
-        for (key, left), (_, right) in zip(
-            _side_rows(v.requester), _side_rows(v.accepter), strict=True
-        ):
-            lines.append(f"  {key:<16} {left:<40} {right}")
+        rows = list(zip(_side_rows(v.requester), _side_rows(v.accepter), strict=True))
+        width = max(len("requester"), *(len(left) for (_, left), _ in rows)) + 2
+        lines.append(f"  {'':<16} {'requester':<{width}} accepter")
+        for (key, left), (_, right) in rows:
+            lines.append(f"  {key:<16} {left:<{width}} {right}")
     return "\n".join(lines) + "\n"

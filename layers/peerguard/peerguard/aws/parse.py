@@ -314,7 +314,7 @@ def flow_log(item: Json) -> FlowLog:
     )
 
 
-def network_interface(item: Json) -> NetworkInterface:
+def network_interface(item: Json, region: str = "") -> NetworkInterface:
     """One DescribeNetworkInterfaces item (primary address first)."""
     addresses = sorted(
         item.get("PrivateIpAddresses") or [], key=lambda a: not a.get("Primary", False)
@@ -327,6 +327,7 @@ def network_interface(item: Json) -> NetworkInterface:
         eni_id=item["NetworkInterfaceId"],
         subnet_id=item.get("SubnetId", ""),
         vpc_id=item.get("VpcId", ""),
+        region=region,
         owner_id=str(item.get("OwnerId", "")),
         private_ips=tuple(dict.fromkeys(ips)),
         group_ids=tuple(g["GroupId"] for g in item.get("Groups") or [] if g.get("GroupId")),

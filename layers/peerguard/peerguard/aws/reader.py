@@ -42,6 +42,7 @@ from peerguard.domain.model import (
     StaleReference,
     Subnet,
     Vpc,
+    span,
 )
 from peerguard.domain.scope import Scope
 
@@ -209,13 +210,35 @@ class Reader:
                 flt,
                 consequence="interfaces (and their security groups) not known there",
             )
-            for eni in map(parse.network_interface, items):
+            for eni in (parse.network_interface(i, region) for i in items):
                 if (
                     eni.eni_id in flt.get("network-interface-id", ())
                     or eni.instance_id in flt.get("attachment.instance-id", ())
                     or set(eni.private_ips) & flt.get("addresses.private-ip-address", set())
                 ):
                     out[eni.eni_id] = eni
+            warnings += r.warnings
+        return out, warnings
+
+    def locate(
+        self, regions: Iterable[str], subnet_ids: Iterable[str], addresses: Iterable[str]
+    ) -> tuple[dict[str, set[str]], list[str]]:
+        """region -> the subnets among `subnet_ids`, or holding one of `addresses`; and
+        warnings. One DescribeSubnets per region (filtered by id when no address is asked
+        for: EC2 has no filter for "contains this address")."""
+        wanted, spans = set(subnet_ids), [span(f"{a}/{32 if '.' in a else 128}") for a in addresses]
+        out: dict[str, set[str]] = {}
+        warnings: list[str] = []
+        if not wanted and not spans:
+            return out, warnings
+        for region in regions:
+            r = _Region(region)
+            flt = None if spans else {"subnet-id": wanted}
+            for s in self._subnets(r, flt).values():
+                if s.subnet_id in wanted or any(
+                    a.within(span(c)) for a in spans for c in s.all_cidrs
+                ):
+                    out.setdefault(region, set()).add(s.subnet_id)
             warnings += r.warnings
         return out, warnings
 

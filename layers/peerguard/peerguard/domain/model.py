@@ -494,6 +494,7 @@ class NetworkInterface(_Frozen):
     eni_id: str
     subnet_id: str
     vpc_id: str
+    region: str = ""
     owner_id: str = ""
     private_ips: tuple[str, ...] = ()  # the primary address first
     group_ids: tuple[str, ...] = ()

@@ -15,7 +15,7 @@ from typing import Any
 
 from peerguard.domain.checks.flowlogs import coverage_gap, routed_subnets
 from peerguard.domain.findings import Finding, Severity
-from peerguard.domain.model import PeeringConnection, PeeringSide, Snapshot, span
+from peerguard.domain.model import ACTIVE, PeeringConnection, PeeringSide, Snapshot, span
 from peerguard.domain.paths import decisions, every_protocol
 
 UNKNOWN = "unknown"
@@ -111,6 +111,8 @@ def _side(snap: Snapshot, pcx: PeeringConnection, side: PeeringSide) -> SideView
         routes = "all subnets"
     else:
         routes = f"{len(routed)} of {len(subnets)} subnets"
+    if routed and pcx.status != ACTIVE:
+        routes += f" (to a {pcx.status} peering: blackholes)"
     flow, detail = _flow_logs(snap, pcx, side)
     return replace(
         unknown,
