@@ -26,6 +26,8 @@ import boto3
 import pytest
 
 from peerguard import cli
+from peerguard.aws.clients import Clients
+from peerguard.usecases.path import trace_path
 from tests.integration import awsnet
 
 REGION, WEST = "us-east-1", "us-west-2"
@@ -256,3 +258,25 @@ def test_peerings_lists_every_peering_with_both_sides(
     code, out, _ = run(capsys, "peerings")
     assert out.splitlines()[0] == "9 peerings"
     assert all(pcx in out for pcx in w.pcx.values())
+
+
+def test_a_query_reads_around_its_ends_not_the_whole_account(ec2: Any, clients: Clients) -> None:
+    w = build(ec2)
+
+    def calls() -> tuple[int, set[str]]:
+        before = clients.total_calls
+        result, snap = trace_path(clients, [REGION], w.instance, "10.1.1.20:5432")
+        assert result.reachable is True
+        return clients.total_calls - before, set(snap.vpcs)
+
+    calls()  # the account id, asked once
+    first, read = calls()
+    # app, db, and the VPCs peered with either (what a transitive attempt is judged by)
+    assert read == {w.vpc[n].vpc_id for n in ("app", "db", "cache", "far", "logs", "quiet",
+                                                "new", "spurned", "old")}  # fmt: skip
+    others = set()
+    for i in range(20, 30):  # ten more peered VPCs elsewhere in the account
+        a, b, _ = awsnet.peered_pair(ec2, f"10.{i}.0.0/16", f"10.{i + 100}.0.0/16")
+        others |= {a.vpc_id, b.vpc_id}
+    again, read_again = calls()
+    assert again == first and read_again == read and not read_again & others
