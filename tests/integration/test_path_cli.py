@@ -250,6 +250,9 @@ def test_peerings_lists_every_peering_with_both_sides(
     assert (req["name"], req["cidr_blocks"], req["region"]) == ("app", ["10.0.0.0/16"], REGION)
     assert (acc["name"], acc["routes"], acc["sg_exposure"]) == ("db", "all subnets", "scoped ports")
     assert views[w.pcx["quiet"]]["requester"]["routes"] == "none"
+    assert views[w.pcx["new"]]["requester"]["routes"] == (
+        "all subnets (carrying nothing: pending-acceptance)"
+    )
     assert views[w.pcx["logs"]]["accepter"]["routes"] == "none"
     assert views[w.pcx["cache"]]["accepter"]["nacl"] == "restricted"
     assert views[w.pcx["west"]]["accepter"]["readable"] is False

@@ -112,7 +112,7 @@ def _side(snap: Snapshot, pcx: PeeringConnection, side: PeeringSide) -> SideView
     else:
         routes = f"{len(routed)} of {len(subnets)} subnets"
     if routed and pcx.status != ACTIVE:
-        routes += f" (to a {pcx.status} peering: blackholes)"
+        routes += f" (carrying nothing: {pcx.status})"
     flow, detail = _flow_logs(snap, pcx, side)
     return replace(
         unknown,
