@@ -125,6 +125,16 @@ def test_a_more_specific_route_elsewhere_takes_part_of_a_subnet() -> None:
     assert "10.1.1.128/25 -> igw-1" in r.blocked_by.explanation  # type: ignore[union-attr]
 
 
+def test_a_blackhole_inside_the_range_blocks_even_with_the_same_target() -> None:
+    n, ids = app_db()
+    n.route("rtb-app-main", "10.1.1.128/25", ids["pcx"], state="blackhole")
+    snap = n.snapshot()
+    assert path(snap, "10.0.1.10", "10.1.1.20:5432").reachable is True  # .20: not in it
+    r = path(snap, "subnet-app-1", "subnet-db-1:5432")
+    assert blocked(r) == ("route-table", "rtb-app-main", "forward")
+    assert "10.1.1.128/25" in r.blocked_by.explanation  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize(
     ("status", "action"),
     [

@@ -699,22 +699,15 @@ def _sg_hop(snap: Snapshot, end: End, other: End, probe: Probe, *, egress: bool)
     """The security groups of `end` (an interface): egress to `other` or ingress from it."""
     assert end.interface is not None
     found = _groups(snap, end.interface)
+    first = end.interface.group_ids[0] if end.interface.group_ids else None
+    hop = partial(Hop, SG, first, FORWARD)
     ids = ", ".join(end.interface.group_ids)
     if not ids:
-        return Hop(
-            SG,
-            None,
-            FORWARD,
-            DENY,
-            None,
-            f"{end.interface.eni_id} is in no security group: nothing is allowed.",
+        return hop(
+            DENY, None, f"{end.interface.eni_id} is in no security group: nothing is allowed."
         )
-    first = end.interface.group_ids[0] if end.interface.group_ids else None
     if found.missing:
-        return Hop(
-            SG,
-            first,
-            FORWARD,
+        return hop(
             UNKNOWN,
             None,
             f"{end.interface.eni_id}'s groups {', '.join(found.missing)} were not read.",
@@ -735,10 +728,7 @@ def _sg_hop(snap: Snapshot, end: End, other: End, probe: Probe, *, egress: bool)
     covered = uncovered(rng, [span(r.cidr or "") for r in by_cidr]) == 0
     if by_group or covered:
         used = by_group or by_cidr
-        return Hop(
-            SG,
-            first,
-            FORWARD,
+        return hop(
             ALLOW,
             "; ".join(_rule_text(r) for r in used),
             f"{ids} of {end.interface.eni_id} allow{'s' if len(found.groups) == 1 else ''} "
@@ -748,10 +738,7 @@ def _sg_hop(snap: Snapshot, end: End, other: End, probe: Probe, *, egress: bool)
         )
     if any(r.prefix_list_id for r in rules):
         pl = ", ".join(sorted({r.prefix_list_id for r in rules if r.prefix_list_id}))
-        return Hop(
-            SG,
-            first,
-            FORWARD,
+        return hop(
             UNKNOWN,
             None,
             f"{ids}: only a rule from prefix list {pl} may allow it, and PeerGuard does "
@@ -768,10 +755,7 @@ def _sg_hop(snap: Snapshot, end: End, other: End, probe: Probe, *, egress: bool)
     else:
         but = ""
     part = f" (only part of {other.cidr} is allowed)" if by_cidr else ""
-    return Hop(
-        SG,
-        first,
-        FORWARD,
+    return hop(
         DENY,
         None,
         f"no {way} rule of {ids} on {end.interface.eni_id} allows {probe.text} {to} "
