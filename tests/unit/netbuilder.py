@@ -34,6 +34,7 @@ from peerguard.domain.model import (
     FlowLog,
     NetworkAcl,
     NetworkAclEntry,
+    NetworkInterface,
     PeeringConnection,
     PeeringSide,
     Route,
@@ -88,6 +89,7 @@ class Net:
         self.stale: list[StaleReference] = []
         self.acls: dict[str, NetworkAcl] | None = None
         self.flow_logs: dict[str, FlowLog] | None = None
+        self.interfaces: dict[str, NetworkInterface] | None = None
 
     # -- building -------------------------------------------------------------
 
@@ -359,6 +361,27 @@ class Net:
                 default=True,
             )
 
+    # -- network interfaces ------------------------------------------------------------
+
+    def interface(
+        self, subnet_id: str, address: str, *groups: str, instance: str | None = None
+    ) -> str:
+        """An ENI holding `address` in `subnet_id`, in `groups`; eni-<subnet>-<n>."""
+        self.interfaces = self.interfaces if self.interfaces is not None else {}
+        s = self.subnets[subnet_id]
+        eni_id = f"eni-{subnet_id.removeprefix('subnet-')}-{len(self.interfaces) + 1}"
+        self.interfaces[eni_id] = NetworkInterface(
+            eni_id=eni_id,
+            subnet_id=subnet_id,
+            vpc_id=s.vpc_id,
+            owner_id=self.vpcs[s.vpc_id].owner,
+            private_ips=(address,),
+            group_ids=groups,
+            instance_id=instance,
+            device_index=0 if instance else None,
+        )
+        return eni_id
+
     # -- flow logs -------------------------------------------------------------------
 
     def read_flow_logs(self) -> None:
@@ -429,6 +452,9 @@ class Net:
             if self.acls is None
             else {k: a for k, a in self.acls.items() if a.vpc_id in visible},
             flow_logs=None if self.flow_logs is None else dict(self.flow_logs),
+            network_interfaces=None
+            if self.interfaces is None
+            else {k: e for k, e in self.interfaces.items() if e.vpc_id in visible},
             partial=frozenset(self.partial),
         )
 

@@ -39,11 +39,21 @@ from peerguard.domain.findings import Severity
 from peerguard.domain.names import check_role_name
 from peerguard.domain.plans.actions import Mode
 from peerguard.domain.plans.remediation import RemediationConfig, plan_all
+from peerguard.domain.reachability import parse_end
 from peerguard.notify import Notifier, SecurityHubNotifier, SlackNotifier, SnsNotifier
 from peerguard.render import accounts_table as table_of_accounts
-from peerguard.render import audit_table, changes_table, plan_script, plan_table
+from peerguard.render import (
+    audit_table,
+    changes_table,
+    path_table,
+    peerings_table,
+    plan_script,
+    plan_table,
+)
 from peerguard.state.changes import MemoryRecorder
 from peerguard.usecases import accounts as many
+from peerguard.usecases.path import trace_path
+from peerguard.usecases.peerings import peerings_overview
 from peerguard.usecases.pipeline import AuditResult, audit
 from peerguard.usecases.replay import replay
 
@@ -213,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dry-run", action="store_true", help="say what would be delivered, only")
 
     _flows_parser(sub)
+    _add_path_parsers(sub)
 
     d = sub.add_parser("demo", help="audit broken seed networks in an embedded emulator")
     d.add_argument("--port", type=int, default=0, help="emulator port on 127.0.0.1 (default: any)")
@@ -460,6 +471,8 @@ def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None
             return cmd_replay(args, session)
         if args.command == "flows":
             return cmd_flows(args, session)
+        if args.command in PATH_COMMANDS:
+            return PATH_COMMANDS[args.command](args, session)
         return cmd_demo(args)
     except UsageError as e:
         return _fail(f"usage: {e}")
@@ -750,6 +763,94 @@ def _flow_json(f: Any, iso: Callable[[int], str]) -> dict[str, Any]:
         "bytes": f.bytes,
         "records": f.records,
     }
+
+
+# -- peerguard path | peerings ----------------------------------------------------------
+
+
+def _add_reading_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--region",
+        action="append",
+        type=_region,
+        dest="regions",
+        metavar="R",
+        help="region to read (repeat for cross-region peers); default: the session's",
+    )
+    p.add_argument("--profile", help="AWS profile to use")
+    p.add_argument(
+        "--endpoint-url",
+        default=os.environ.get("AWS_ENDPOINT_URL"),
+        help="AWS endpoint (e.g. a moto server); AWS_ENDPOINT_URL is honoured",
+    )
+    p.add_argument("--format", choices=("table", "json"), default="table")
+
+
+def _add_path_parsers(sub: Any) -> None:
+    p = sub.add_parser(
+        "path",
+        help="why can (or can't) SRC reach DST: every hop through the peering, both ways",
+        description="Walk the route tables, the peering, the network ACLs and the security "
+        "groups from SRC to DST and back, as AWS evaluates them. SRC and DST are a private "
+        "IP, an ENI id, an instance id or a subnet id (a subnet: every address in it). "
+        "Exit 0 reachable, 1 blocked, 3 unknown (a hop PeerGuard cannot read), 2 error.",
+    )
+    p.add_argument("--from", dest="source", required=True, metavar="SRC")
+    p.add_argument("--to", dest="destination", required=True, metavar="DST[:PORT][/tcp|udp|icmp]")
+    _add_reading_options(p)
+    o = sub.add_parser("peerings", help="every peering at a glance: both sides, routes, exposure")
+    _add_reading_options(o)
+
+
+def _reading_clients(
+    args: argparse.Namespace, session: boto3.Session | None
+) -> tuple[Clients, list[str]]:
+    if session is None:
+        session = boto3.Session(profile_name=args.profile) if args.profile else boto3.Session()
+    regions = args.regions or [session.region_name or ""]
+    if not regions[0]:
+        raise UsageError("no region given: use --region or set AWS_REGION")
+    return Clients(session, endpoint_url=args.endpoint_url, default_region=regions[0]), regions
+
+
+EXIT_UNKNOWN = 3
+
+
+def cmd_path(args: argparse.Namespace, session: boto3.Session | None) -> int:
+    clients, regions = _reading_clients(args, session)
+    try:
+        parse_end(args.source, destination=False)
+        parse_end(args.destination, destination=True)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    try:
+        result, snap = trace_path(clients, regions, args.source, args.destination)
+    except ValueError as e:  # an end that is nowhere read
+        raise UsageError(str(e)) from None
+    if args.format == "json":
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        sys.stdout.write(path_table(result, snap))
+    for w in snap.warnings:
+        print(f"peerguard: warning: {w}", file=sys.stderr)
+    if result.reachable is None:
+        return EXIT_UNKNOWN
+    return EXIT_OK if result.reachable else EXIT_FINDINGS
+
+
+def cmd_peerings(args: argparse.Namespace, session: boto3.Session | None) -> int:
+    clients, regions = _reading_clients(args, session)
+    result, views = peerings_overview(clients, regions, CheckContext())
+    if args.format == "json":
+        print(json.dumps([v.to_json() for v in views], indent=2))
+    else:
+        sys.stdout.write(peerings_table(views))
+    for w in result.warnings:
+        print(f"peerguard: warning: {w}", file=sys.stderr)
+    return EXIT_OK
+
+
+PATH_COMMANDS = {"path": cmd_path, "peerings": cmd_peerings}
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

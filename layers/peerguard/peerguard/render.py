@@ -14,7 +14,9 @@ from typing import Any
 from peerguard.domain.findings import Call, Finding
 from peerguard.domain.flows.aggregates import WindowAggregates
 from peerguard.domain.model import Snapshot
+from peerguard.domain.overview import PeeringView, SideView
 from peerguard.domain.plans.actions import Action, Mode, Report, Status
+from peerguard.domain.reachability import PathResult
 from peerguard.usecases.accounts import AccountsAudit
 from peerguard.usecases.pipeline import AuditResult
 
@@ -215,3 +217,87 @@ def accounts_table(report: AccountsAudit) -> str:
     )
     body = audit_table(report.merged()).split("\n", 1)[1]
     return head + "\n" + body
+
+
+# -- peerguard path ---------------------------------------------------------------------------
+
+_VERDICT = {"allow": "allow", "deny": "DENY", "unknown": "unknown"}
+
+
+def path_table(result: PathResult, snap: Snapshot | None = None) -> str:
+    """The path like a traceroute: one line per hop with its verdict, what matched and why;
+    each denying hop names the call that removes the block."""
+    src, dst = result.source, result.destination
+    lines = [
+        f"Path {src.text} -> {dst.text} {result.probe.text}",
+        f"  from {label(snap, src.vpc_id)}",
+        f"  to   {label(snap, dst.vpc_id)}",
+        "",
+    ]
+    for i, hop in enumerate(result.hops, 1):
+        ident = label(snap, hop.id) if hop.id else "-"
+        lines.append(
+            f"{i:>3}  {hop.direction:<7} {hop.component:<18} {_VERDICT[hop.verdict]:<7} {ident}"
+        )
+        if hop.matched:
+            lines.extend(_wrap(f"matched: {hop.matched}", WIDTH, " " * 14))
+        lines.extend(_wrap(hop.explanation, WIDTH, " " * 14))
+        if hop.verdict == "deny" and hop.fix is not None:
+            lines.extend(_wrap(f"fix: {hop.fix.cli()}", WIDTH, " " * 14))
+    lines.append("")
+    blocked = result.blocked_by
+    if blocked is not None:
+        n = result.hops.index(blocked) + 1
+        denies = sum(1 for h in result.hops if h.verdict == "deny")
+        verb = "denies" if denies == 2 else "deny"
+        more = f" ({plural(denies - 1, 'more hop')} also {verb})" if denies > 1 else ""
+        what = " ".join(x for x in (blocked.component, blocked.id) if x)
+        lines.append(f"Not reachable: blocked at hop {n}, {what} ({blocked.direction}){more}.")
+        if blocked.fix is not None:
+            lines.extend(_wrap(f"fix: {blocked.fix.cli()}", WIDTH, "  "))
+    elif result.reachable is None:
+        unknown = sum(1 for h in result.hops if h.verdict == "unknown")
+        lines.append(
+            f"Unknown: nothing read denies it, but {plural(unknown, 'hop')} could not be "
+            "judged (see above)."
+        )
+    else:
+        lines.append(
+            f"Reachable: every hop allows it, both ways ({plural(len(result.hops), 'hop')})."
+        )
+    return "\n".join(lines) + "\n"
+
+
+# -- peerguard peerings -----------------------------------------------------------------------
+
+
+def _side_rows(v: SideView) -> list[tuple[str, str]]:
+    dns = {True: "on", False: "off", None: "unknown"}[v.dns_resolution_from_remote]
+    return [
+        ("VPC", f"{v.vpc_id} ({v.name})" if v.name else v.vpc_id),
+        ("CIDR blocks", ", ".join(v.cidr_blocks) or "-"),
+        ("account/region", f"{v.account_id} / {v.region}"),
+        ("routes to peer", v.routes),
+        ("SG exposure", v.sg_exposure),
+        ("network ACLs", v.nacl),
+        ("DNS from peer", dns),
+        ("flow logs", v.flow_logs),
+    ]
+
+
+def peerings_table(views: Sequence[PeeringView]) -> str:
+    """Every peering: a two-column block (requester, accepter) under a title line."""
+    lines = [f"{plural(len(views), 'peering')}"]
+    for v in views:
+        counts = ", ".join(f"{n} {s}" for s, n in v.findings.items() if n)
+        total = sum(v.findings.values())
+        title = f"{v.peering_connection_id}{f' ({v.name})' if v.name else ''} [{v.status}]"
+        lines += ["", f"{title}: {plural(total, 'finding')}{f' ({counts})' if counts else ''}"]
+        if v.status_message and v.status != "active":
+            lines.extend(_wrap(v.status_message, WIDTH, "  "))
+        rows = list(zip(_side_rows(v.requester), _side_rows(v.accepter), strict=True))
+        width = max(len("requester"), *(len(left) for (_, left), _ in rows)) + 2
+        lines.append(f"  {'':<16} {'requester':<{width}} accepter")
+        for (key, left), (_, right) in rows:
+            lines.append(f"  {key:<16} {left:<{width}} {right}")
+    return "\n".join(lines) + "\n"

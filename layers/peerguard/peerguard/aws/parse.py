@@ -10,6 +10,7 @@ from peerguard.domain.model import (
     FlowLog,
     NetworkAcl,
     NetworkAclEntry,
+    NetworkInterface,
     PeeringConnection,
     PeeringSide,
     Route,
@@ -310,6 +311,28 @@ def flow_log(item: Json) -> FlowLog:
         deliver_error=str(item.get("DeliverLogsErrorMessage") or ""),
         destination_type=str(item.get("LogDestinationType") or "cloud-watch-logs"),
         destination=str(item.get("LogGroupName") or item.get("LogDestination") or ""),
+    )
+
+
+def network_interface(item: Json, region: str = "") -> NetworkInterface:
+    """One DescribeNetworkInterfaces item (primary address first)."""
+    addresses = sorted(
+        item.get("PrivateIpAddresses") or [], key=lambda a: not a.get("Primary", False)
+    )
+    ips = [a["PrivateIpAddress"] for a in addresses if a.get("PrivateIpAddress")]
+    if not ips and item.get("PrivateIpAddress"):
+        ips = [item["PrivateIpAddress"]]
+    attachment = item.get("Attachment") or {}
+    return NetworkInterface(
+        eni_id=item["NetworkInterfaceId"],
+        subnet_id=item.get("SubnetId", ""),
+        vpc_id=item.get("VpcId", ""),
+        region=region,
+        owner_id=str(item.get("OwnerId", "")),
+        private_ips=tuple(dict.fromkeys(ips)),
+        group_ids=tuple(g["GroupId"] for g in item.get("Groups") or [] if g.get("GroupId")),
+        instance_id=attachment.get("InstanceId"),
+        device_index=attachment.get("DeviceIndex"),
     )
 
 

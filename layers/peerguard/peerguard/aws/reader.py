@@ -10,8 +10,10 @@ read; security groups with their rules (by rule id) of the VPCs a change touched
 VPC in a full read), every group of this account those rules reference, and
 DescribeStaleSecurityGroups for the VPCs whose rules reference another account's groups
 (the one case the snapshot cannot judge by itself; endpoints that do not implement the
-call are simply not asked again). DescribeNetworkInterfaces is not called: no check needs
-to know which instances use a group, and its cost grows with the instances of the account.
+call are simply not asked again). DescribeNetworkInterfaces is not called by the audits:
+no check needs to know which instances use a group, and its cost grows with the instances
+of the account. Only `peerguard path` reads interfaces, and only those of the two ends it
+is asked about (`Reader.interfaces`).
 
 With a member role (`MemberAccess`), the far side of each active cross-account peering is
 read too, in its own account and region: the peer VPCs only (their subnets, route tables,
@@ -38,6 +40,7 @@ from peerguard.domain.model import (
     PENDING_ACCEPTANCE,
     FlowLog,
     NetworkAcl,
+    NetworkInterface,
     PeeringConnection,
     RouteTable,
     SecurityGroup,
@@ -46,6 +49,7 @@ from peerguard.domain.model import (
     StaleReference,
     Subnet,
     Vpc,
+    span,
 )
 from peerguard.domain.scope import Scope
 
@@ -70,6 +74,11 @@ READ_ACTIONS = (
     "ec2:DescribeNetworkAcls",
     "ec2:DescribeFlowLogs",
 )
+
+# What `peerguard path` reads besides a full snapshot (the CLI only: no function calls it,
+# so the template grants it to none). Instances are found by their interfaces
+# (attachment.instance-id), so ec2:DescribeInstances is not needed.
+PATH_READ_ACTIONS = ("ec2:DescribeNetworkInterfaces",)
 
 
 @dataclass
@@ -183,6 +192,73 @@ class Reader:
         r.peerings = peerings
         far, unread = self._far_sides(parts, peerings)
         return self._snapshot(parts + far, unread)
+
+    def interfaces(
+        self,
+        regions: Iterable[str],
+        *,
+        eni_ids: Iterable[str] = (),
+        instance_ids: Iterable[str] = (),
+        addresses: Iterable[str] = (),
+    ) -> tuple[dict[str, NetworkInterface], list[str]]:
+        """The interfaces with these ids, attached to these instances, or holding these
+        private addresses, in each region; and warnings for regions where they could not
+        be read. Three filtered requests at most per region: the cost is the ends', not the
+        account's."""
+        flt = {
+            name: set(values)
+            for name, values in (
+                ("network-interface-id", eni_ids),
+                ("attachment.instance-id", instance_ids),
+                ("addresses.private-ip-address", addresses),
+            )
+            if values
+        }
+        out: dict[str, NetworkInterface] = {}
+        warnings: list[str] = []
+        if not flt:
+            return out, warnings
+        for region in regions:
+            r = _Region(region)
+            items = self._paginate(
+                r,
+                "network_interfaces",
+                "describe_network_interfaces",
+                "NetworkInterfaces",
+                flt,
+                consequence="interfaces (and their security groups) not known there",
+            )
+            for eni in (parse.network_interface(i, region) for i in items):
+                if (
+                    eni.eni_id in flt.get("network-interface-id", ())
+                    or eni.instance_id in flt.get("attachment.instance-id", ())
+                    or set(eni.private_ips) & flt.get("addresses.private-ip-address", set())
+                ):
+                    out[eni.eni_id] = eni
+            warnings += r.warnings
+        return out, warnings
+
+    def locate(
+        self, regions: Iterable[str], subnet_ids: Iterable[str], addresses: Iterable[str]
+    ) -> tuple[dict[str, set[str]], list[str]]:
+        """region -> the subnets among `subnet_ids`, or holding one of `addresses`; and
+        warnings. One DescribeSubnets per region (filtered by id when no address is asked
+        for: EC2 has no filter for "contains this address")."""
+        wanted, spans = set(subnet_ids), [span(f"{a}/{32 if '.' in a else 128}") for a in addresses]
+        out: dict[str, set[str]] = {}
+        warnings: list[str] = []
+        if not wanted and not spans:
+            return out, warnings
+        for region in regions:
+            r = _Region(region)
+            flt = None if spans else {"subnet-id": wanted}
+            for s in self._subnets(r, flt).values():
+                if s.subnet_id in wanted or any(
+                    a.within(span(c)) for a in spans for c in s.all_cidrs
+                ):
+                    out.setdefault(region, set()).add(s.subnet_id)
+            warnings += r.warnings
+        return out, warnings
 
     def pending_requests(
         self, regions: Iterable[str], pcx_ids: frozenset[str] | None = None

@@ -487,6 +487,25 @@ class FlowLog(_Frozen):
         return ""
 
 
+class NetworkInterface(_Frozen):
+    """An ENI, read only for path queries: where an address or instance sits, and the
+    security groups that guard it."""
+
+    eni_id: str
+    subnet_id: str
+    vpc_id: str
+    region: str = ""
+    owner_id: str = ""
+    private_ips: tuple[str, ...] = ()  # the primary address first
+    group_ids: tuple[str, ...] = ()
+    instance_id: str | None = None
+    device_index: int | None = None  # 0: the instance's primary interface
+
+    @property
+    def address(self) -> str | None:
+        return self.private_ips[0] if self.private_ips else None
+
+
 class ActivePeer(NamedTuple):
     """The other side of an active peering, as seen from one VPC."""
 
@@ -522,6 +541,8 @@ class Snapshot(_Frozen):
     security_groups: dict[str, SecurityGroup] | None = None
     network_acls: dict[str, NetworkAcl] | None = None
     flow_logs: dict[str, FlowLog] | None = None
+    # Read only for path queries (None: not read); the interfaces of the ends asked about.
+    network_interfaces: dict[str, NetworkInterface] | None = None
     # Every group id read or looked up -> its VPC: a group of this account that a rule
     # references and that is absent here is gone.
     known_groups: dict[str, str] = Field(default_factory=dict)
@@ -716,6 +737,7 @@ class Snapshot(_Frozen):
             security_groups=union(self.security_groups, other.security_groups),
             network_acls=union(self.network_acls, other.network_acls),
             flow_logs=union(self.flow_logs, other.flow_logs),
+            network_interfaces=union(self.network_interfaces, other.network_interfaces),
             known_groups={**self.known_groups, **other.known_groups},
             stale_references=self.stale_references + other.stale_references,
             partial=self.partial | other.partial,

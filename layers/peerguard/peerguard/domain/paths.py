@@ -102,6 +102,19 @@ def _port_cells(
     return [(a, b - 1) for a, b in zip(starts, [*starts[1:], hi + 1], strict=True)]
 
 
+def decisions(
+    entries: Sequence[NetworkAclEntry], rng: Span, proto: int, ports: tuple[int, int] | None
+) -> list[tuple[tuple[int, int], tuple[int, int] | None, NetworkAclEntry | None]]:
+    """((first, last) addresses, port cell, deciding entry) over the whole of `rng` and
+    `ports`: each cell is decided by one entry (None: the * rule, a deny)."""
+    out = []
+    for first, last in _address_cells(entries, rng):
+        for cell in _port_cells(entries, proto, ports):
+            entry = decide(entries, rng.version, first, proto, cell[0] if cell else None)
+            out.append(((first, last), cell, entry))
+    return out
+
+
 def every_protocol(entries: Iterable[NetworkAclEntry]) -> list[Probe]:
     """Probes standing for all traffic: tcp and udp on every port, icmp, icmpv6, every
     protocol an entry names, and one protocol no entry names."""
