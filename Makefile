@@ -85,6 +85,10 @@ bench: $(STAMP) $(C7N)/.installed $(FLOWLOGS)/.installed
 	$(BIN)/python -m tests.bench.flows --flowlogs-python $(FLOWLOGS)/bin/python
 	$(BIN)/python -m tests.bench.coldstart --hot-spots 8
 	$(BIN)/python -m tests.bench.accounts
+	$(BIN)/python -m tests.bench.security
+	$(BIN)/python -m tests.bench.path
+	$(BIN)/python -m tests.bench.announce
+	$(BIN)/python -m tests.bench.soak
 
 # Every account of the OUs in org/parameters.json, new ones included (service-managed
 # StackSets, auto-deployment): prints the commands; RUN=1 runs them.
