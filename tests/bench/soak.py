@@ -9,10 +9,10 @@ one of `--peerings` one-sided peerings (so each audit finds, dedups and touches 
 finding); after each event the table gets the items a busy account adds (idempotency
 records, change records, findings of other regions) until it holds `--items`.
 
-PeerGuard's own time per event is the wall time minus the time spent inside AWS calls
-(moto's), measured on the wire; memory is what tracemalloc holds in allocations made by
-peerguard, botocore, boto3 and powertools code (moto's table is moto's). p50/p99 are
-given for the first and the last 10% of the events, side by side.
+PeerGuard's own time per event is the wall time minus the time spent inside moto (every
+call of every client); memory is what tracemalloc holds in allocations made by peerguard,
+botocore, boto3, powertools, pydantic and slack_sdk code (moto's table is moto's). p50 and
+p99 are given for the first and the last 10% of the events, side by side.
 
 moto answers an index Query by walking every item of the table; DynamoDB reads only the
 index partition. So that the run measures PeerGuard and not that walk, the bench gives
@@ -36,6 +36,7 @@ from typing import Any
 
 import boto3
 from moto import mock_aws
+from moto.core.botocore_stubber import BotocoreStubber
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 
@@ -99,28 +100,33 @@ def _indexed_moto() -> Iterator[None]:
     try:
         yield
     finally:
-        DynamoDBBackend.put_item, DynamoDBBackend.update_item, DynamoDBBackend.delete_item = saved
+        DynamoDBBackend.put_item, DynamoDBBackend.update_item, DynamoDBBackend.delete_item = saved  # type: ignore[method-assign]
         Table.query, Table.all_items = saved_query, saved_all  # type: ignore[method-assign]
 
 
-class AwsTime:
-    """Seconds spent inside AWS calls (request sent to response parsed), on the wire."""
+class MotoTime:
+    """Seconds spent inside moto (every AWS call of every client and session, the
+    idempotency layer's included), so the rest is PeerGuard's own."""
 
-    def __init__(self, session: boto3.Session) -> None:
+    def __init__(self) -> None:
         self.total = 0.0
-        events = session._session.get_component("event_emitter")
-        events.register_first("before-send", self._start)
-        events.register_last("after-call", self._stop)
-        events.register_last("after-call-error", self._stop)
-        self._started: list[float] = []
+        self._saved = BotocoreStubber.process_request
 
-    def _start(self, **_: Any) -> None:
-        self._started.append(time.perf_counter())
+    def __enter__(self) -> MotoTime:
+        saved, clock = self._saved, self
 
-    def _stop(self, **_: Any) -> None:
-        if self._started:
-            self.total += time.perf_counter() - self._started.pop(0)
-            self._started.clear()
+        def timed(stub: Any, request: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return saved(stub, request)
+            finally:
+                clock.total += time.perf_counter() - t0
+
+        BotocoreStubber.process_request = timed  # type: ignore[method-assign,assignment]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        BotocoreStubber.process_request = self._saved  # type: ignore[method-assign]
 
 
 def _ours(snapshot: tracemalloc.Snapshot) -> int:
@@ -179,7 +185,7 @@ def run(events: int, items: int, peerings: int) -> dict[str, Any]:
         os.environ.update(stack.environment(AUDITOR))
         scope.enter_context(metrics_from_environment())  # read at import: set it now
         reset_runtimes(session)
-        aws = AwsTime(session)
+        aws = scope.enter_context(MotoTime())
         handler = stack.handler(AUDITOR)
         assert handler is not None
         table = stack.physical["StateTable"]
@@ -207,7 +213,7 @@ def run(events: int, items: int, peerings: int) -> dict[str, Any]:
         final_items = ddb.describe_table(TableName=table)["Table"]["ItemCount"]
     tenth = max(1, events // 10)
 
-    def pct(xs: list[float], q: float) -> float:
+    def pct(xs: list[float], q: int) -> float:
         return statistics.quantiles(xs, n=100)[q - 1] * 1000 if len(xs) > 1 else xs[0] * 1000
 
     return {

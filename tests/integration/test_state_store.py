@@ -131,3 +131,42 @@ def test_get_many_reads_more_than_one_batch(store: FindingStore) -> None:
 def test_a_store_without_a_table_name_says_so(dynamodb) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match="PEERGUARD_TABLE"):
         FindingStore(dynamodb, "")
+
+
+def test_a_recorded_change_waits_in_the_outbox_until_its_announcement_is_settled(
+    dynamodb,
+    store: FindingStore,  # type: ignore[no-untyped-def]
+) -> None:
+    from peerguard.domain.plans.actions import ChangeRecord
+    from peerguard.state.changes import DynamoRecorder, Outbox
+
+    told = finding("rtb-0a1b2c3d", "route.missing_reciprocal")
+    change = ChangeRecord(
+        id="c0ffee",
+        when=NOW,
+        trigger="event-1",
+        fingerprint=told.fingerprint,
+        check_id=told.check_id,
+        change="remediation.applied",
+        account_id=ACCOUNT,
+        region=REGION,
+        call={"action": "CreateRoute", "parameters": {}},
+        undo=None,
+        before=None,
+        after=None,
+        result="applied",
+        announcement=told.to_record(),
+    )
+    DynamoRecorder(dynamodb, TABLE).record(change)
+    outbox = Outbox(dynamodb, TABLE)
+
+    [(key, waiting)] = list(outbox.waiting(ACCOUNT, [REGION]))
+    assert waiting.fingerprint == told.fingerprint  # rebuilt exactly: dedup recognises it
+    assert list(outbox.waiting(ACCOUNT, ["eu-west-1"])) == []
+    assert all(s.fingerprint != told.fingerprint for s in store.open_states(covering()))
+
+    outbox.settle([key])
+
+    assert list(outbox.waiting(ACCOUNT, [REGION])) == []
+    item = dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": key}})["Item"]
+    assert item["result"]["S"] == "applied"  # the record itself stays

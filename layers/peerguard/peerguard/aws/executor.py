@@ -62,6 +62,7 @@ ALREADY_DONE = {
 DRY_RUN_OK = "DryRunOperation"
 # Re-reads while a planner says "not yet" (a peering provisioning after an accept).
 WAITS = (1.0, 2.0, 4.0)
+UNREADABLE = "could not re-read the live state"
 # A group is started only with this much of the invocation left: its re-reads, calls and
 # records must all be made before Lambda stops it, never half of them.
 TIME_FOR_A_GROUP = 20.0
@@ -151,7 +152,23 @@ class Executor:
             if out and (out[0].status is not Status.APPLIED or out[-1].status is Status.FAILED):
                 out.append(self._after(a, out[0].action, out[-1]))
                 continue
-            out.append(self._fix(a) if i == 0 else self._held_back(a) or self._fix(a))
+            out.append(self._fix(a) if i == 0 else self._follow(a, out[0]))
+        return out
+
+    def _follow(self, a: Action, first: Outcome) -> Outcome:
+        """A later step of a group whose first call was made. If the live state cannot be
+        read for it now, it fails loudly (recorded, announced with the call to make by
+        hand): no later run takes up half of a group."""
+        out = self._held_back(a) or self._fix(a)
+        if out.status is Status.SKIPPED and out.message.startswith(UNREADABLE):
+            failed = replace(
+                out,
+                status=Status.FAILED,
+                at=self.now(),
+                error_code="LiveStateUnreadable",
+                message=f"{out.message}, after {first.action.call.action} was made",
+            )
+            return self._record(failed)
         return out
 
     def _held_back(self, a: Action) -> Outcome | None:
@@ -274,9 +291,9 @@ class Executor:
             snap = self.reader.scoped(a.region, a.reread, self.regions or (a.region,))
         except ClientError as e:
             code, msg = error_of(e)
-            return None, f"could not re-read the live state ({code}: {msg})"
+            return None, f"{UNREADABLE} ({code}: {msg})"
         if snap.partial:
-            return None, f"could not re-read the live state: {'; '.join(snap.warnings)}"
+            return None, f"{UNREADABLE}: {'; '.join(snap.warnings)}"
         return snap, ""
 
     def _record(self, outcome: Outcome) -> Outcome:
