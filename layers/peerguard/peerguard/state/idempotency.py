@@ -29,9 +29,15 @@ def once(
         idempotent_function,
     )
 
-    persistence = DynamoDBPersistenceLayer(
-        table_name=table_name, key_attr="pk", expiry_attr="ttl", boto3_client=dynamodb
-    )
+    # One persistence layer per client and table for the container's life: each new one
+    # registers another user-agent hook on the client, and a warm container would run one
+    # more hook per event on every DynamoDB call (found by the soak benchmark).
+    layers = dynamodb.__dict__.setdefault("_peerguard_idempotency", {})
+    if table_name not in layers:
+        layers[table_name] = DynamoDBPersistenceLayer(
+            table_name=table_name, key_attr="pk", expiry_attr="ttl", boto3_client=dynamodb
+        )
+    persistence = layers[table_name]
     config = IdempotencyConfig(
         event_key_jmespath="id",
         expires_after_seconds=int(IDEMPOTENCY_TTL.total_seconds()),
