@@ -90,8 +90,19 @@ def run_acceptance_demo(clients: Clients) -> AcceptanceDemo:
     return AcceptanceDemo(scenario, run, rt.recorder)
 
 
+def _wrap(text: str, indent: str, more: str, width: int) -> list[str]:
+    return textwrap.wrap(
+        text,
+        width,
+        initial_indent=indent,
+        subsequent_indent=more,
+        break_on_hyphens=False,  # ids stay whole
+        break_long_words=False,
+    )
+
+
 def render_acceptance(demo: AcceptanceDemo, wrap: int = 100) -> list[str]:
-    lines = ["", f"== {demo.scenario.name} ==", *textwrap.wrap(demo.scenario.explanation, wrap)]
+    lines = textwrap.wrap(demo.scenario.explanation, wrap, break_on_hyphens=False)
     lines += ["", "Decisions:"]
     for v in demo.run.verdicts:
         lines += textwrap.wrap(
@@ -105,7 +116,8 @@ def render_acceptance(demo: AcceptanceDemo, wrap: int = 100) -> list[str]:
     for r in demo.records.records:
         undo = Call.model_validate(r.undo).cli() if r.undo else "none"
         made = Call.model_validate(r.call).cli()
-        lines += [f"  {made}", f"    -> {r.result}; undo: {undo}"]
+        lines += _wrap(made, "  ", "      ", wrap)
+        lines += _wrap(f"-> {r.result}; undo: {undo}", "    ", "      ", wrap)
     lines += ["", "Announced:"]
     lines += [finding_lines(f)[0] for f in demo.run.findings]  # the head line: one per finding
     verdict = "as expected" if demo.ok else "NOT AS EXPECTED"
