@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from peerguard import cli
-from peerguard_lab.demo import ACTS, play
+from peerguard_lab.demo import ACTS, DemoRun, fix_text, play
 from peerguard_lab.demo.acceptance import UNKNOWN_ACCOUNT, VENDOR_ACCOUNT
 from peerguard_lab.demo.scenarios import PARTNER_ACCOUNT, REGIONS
 from peerguard_lab.emulator import Emulator
@@ -49,6 +49,9 @@ def created_ids(emu: Emulator) -> set[str]:
     return ids
 
 
+RUNS: list[DemoRun] = []  # what the acts of the fixture built and did
+
+
 @pytest.fixture(scope="module")
 def acts() -> Iterator[tuple[dict[int, str], set[str]]]:
     """Each act's output, and every id the emulator created (before act 5 empties it)."""
@@ -58,6 +61,7 @@ def acts() -> Iterator[tuple[dict[int, str], set[str]]]:
         for group in ([1, 2, 3, 4], [5]):
             out = io.StringIO()
             run = play(emu, group, out)
+            RUNS.append(run)
             assert run.ok, out.getvalue()
             if run.result is not None:  # the rules act 4 revokes, as act 1 read them
                 groups = (run.result.snapshot.security_groups or {}).values()
@@ -111,6 +115,21 @@ def test_the_eks_return_route_is_labelled_as_fix_mode_makes_it(
     assert "by hand" not in eks  # act 4 makes both of its fixes
     assert "automatic in fix mode, the sweep after the route.blackhole fix" in eks
     assert "(automatic now: the earlier pass removed what blocked it)" in " ".join(texts[4].split())
+
+
+def test_every_fix_labelled_automatic_is_made_in_act_4_and_no_other(
+    acts: tuple[dict[int, str], set[str]],
+) -> None:
+    run = RUNS[0]
+    assert run.result is not None and run.repaired is not None
+    made = {o.finding.fingerprint for p in run.repaired.passes for o in p.applied}
+    findings, snap = run.result.findings, run.result.snapshot
+    labels = {
+        f.fingerprint: fix_text(f, findings, snap) for f in findings if f.remediation is not None
+    }
+    automatic = {fp for fp, text in labels.items() if text.startswith("automatic")}
+    assert automatic == made
+    assert any("the sweep after the route.blackhole fix" in text for text in labels.values())
 
 
 def test_the_result_table_shows_every_check_a_scenario_raised(

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from peerguard.domain.checks import CheckContext, resolve
+from peerguard.domain.checks.routes import route_conflicts
 from peerguard.domain.findings import Finding
 from peerguard.domain.model import Snapshot
 from peerguard.render import label, plural
@@ -30,10 +31,14 @@ from peerguard_lab.emulator import Emulator
 
 __all__ = [
     "ACTS",
+    "DemoRun",
     "Outcome",
     "Scenario",
+    "acts_text",
     "build_all",
+    "fix_text",
     "name_of",
+    "play",
     "render",
     "run_demo",
     "run_scenarios",
@@ -101,21 +106,37 @@ def _wrap(text: str, indent: str = "", more: str | None = None) -> list[str]:
     )
 
 
-def fix_text(f: Finding, findings: list[Finding]) -> str:
+def _dead_routes(findings: list[Finding], table: str) -> set[str]:
+    """Destinations of `table` that route.blackhole's automatic fix deletes."""
+    return {
+        str(g.remediation.parameters.get("DestinationCidrBlock"))
+        for g in findings
+        if g.check_id == "route.blackhole"
+        and g.resource_id == table
+        and g.remediation is not None
+        and g.remediation.automatic
+    }
+
+
+def unblocked_by_blackhole_fix(f: Finding, findings: list[Finding], snap: Snapshot | None) -> bool:
+    """A return route held back only by routes to a dead peering on its table: fix mode
+    deletes those (route.blackhole), and the next sweep finds the return route automatic."""
+    rem, rt = f.remediation, snap.route_tables.get(f.resource_id) if snap else None
+    if f.check_id != "route.missing_reciprocal" or rem is None or rem.automatic or rt is None:
+        return False
+    dest = str(rem.parameters.get("DestinationCidrBlock"))
+    pcx = str(rem.parameters.get("VpcPeeringConnectionId"))
+    clashes = {r.destination for r in rt.routes if route_conflicts(r, dest, pcx)}
+    return bool(clashes) and clashes <= _dead_routes(findings, rt.route_table_id)
+
+
+def fix_text(f: Finding, findings: list[Finding], snap: Snapshot | None = None) -> str:
     """How the fix is made, true to what fix mode does with it (act 4)."""
     rem = f.remediation
     assert rem is not None
     if rem.automatic:
         return "automatic in fix mode"
-    # A return route blocked only by a dead route on the same table: fix mode deletes the
-    # dead route (route.blackhole), and the next sweep finds the return route automatic.
-    if f.check_id == "route.missing_reciprocal" and any(
-        g.check_id == "route.blackhole"
-        and g.resource_id == f.resource_id
-        and g.remediation is not None
-        and g.remediation.automatic
-        for g in findings
-    ):
+    if unblocked_by_blackhole_fix(f, findings, snap):
         return "automatic in fix mode, the sweep after the route.blackhole fix"
     # The reason's first clause; `peerguard audit` prints the rest.
     return f"by hand: {rem.reason.split(': ')[0]}" if rem.reason else "by hand"
@@ -125,7 +146,8 @@ def finding_brief(f: Finding, findings: list[Finding], snap: Snapshot | None) ->
     """One finding in two or three lines: severity, check, the resource named; the fix call."""
     lines = [f"  {f.severity.value.upper():<8} {f.check_id:<26} {name_of(snap, f.resource_id)}"]
     if f.remediation is not None:
-        lines += _wrap(f"fix, {fix_text(f, findings)}: {f.remediation.cli()}", FIX_INDENT)
+        how = fix_text(f, findings, snap)
+        lines += _wrap(f"fix, {how}: {f.remediation.cli()}", FIX_INDENT)
     return lines
 
 

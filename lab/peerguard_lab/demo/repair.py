@@ -101,7 +101,7 @@ def render_repair(demo: RepairDemo) -> list[str]:
         "`peerguard audit --mode fix`, as each hourly sweep runs it: only the safe fixes (return "
         "routes, dead routes, rules open to the internet), each re-checked on the live state "
         "just before it is made and recorded with its undo. A fix can unblock another, so "
-        f"passes repeat until one changes nothing ({len(demo.passes)} here).",
+        f"passes repeat until one changes nothing ({len(demo.passes)} passes here).",
         "",
         "",
     )
@@ -129,7 +129,7 @@ def render_repair(demo: RepairDemo) -> list[str]:
         for o in p.with_status(Status.PROPOSED)
         if o.finding.fingerprint not in done
     }
-    lines += ["", f"Left to a person ({plural(len(left), 'proposal')}, fix mode never makes):"]
+    lines += ["", f"Left to a person ({plural(len(left), 'proposal')}, fix mode leaves them):"]
     for o in left.values():
         f = o.finding
         lines += _wrap(f"  {f.check_id:<26} {_name(snap, f.resource_id)}: {o.message}", "", " " * 4)

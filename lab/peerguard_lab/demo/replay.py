@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from peerguard.render import plural
 from peerguard_lab.demo.scenarios import PARTNER_ACCOUNT, WEST, Scenario
 from peerguard_lab.emulator import ACCOUNT, REGION, Emulator
 from peerguard_lab.events import SAMPLE_ACCOUNT, sample
@@ -213,7 +214,7 @@ def _result_text(result: Any) -> str:
     parts = [str(result.get("status", "done"))]
     found = result.get("findings")
     if isinstance(found, int):
-        parts.append(f"{found} finding(s)")
+        parts.append(plural(found, "finding"))
     elif isinstance(found, dict) and found:
         parts.append("findings " + ", ".join(f"{k} {v}" for k, v in sorted(found.items())))
     notify = result.get("notify", {})
