@@ -202,12 +202,6 @@ def _plain(mrkdwn: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
-def sns_text(message: dict[str, Any]) -> str:
-    attrs = message.get("MessageAttributes", {})
-    shown = " ".join(f"{k}={v.get('Value')}" for k, v in sorted(attrs.items()))
-    return f"{message.get('Subject', '(no subject)')}  [{shown}]"
-
-
 def _result_text(result: Any) -> str:
     if not isinstance(result, dict):
         return str(result)
@@ -236,14 +230,6 @@ def _wrap(text: str, indent: str, more: str | None = None) -> list[str]:
         break_on_hyphens=False,
         break_long_words=False,
     )
-
-
-def slack_head(payload: dict[str, Any]) -> str:
-    """A Block Kit message in one line: its header and its finding lines."""
-    lines = slack_text(payload)
-    head = next((line[2:] for line in lines if line.startswith("# ")), payload.get("text", ""))
-    kinds = [line.split("`")[1] for line in lines if line.count("`") >= 2 and " · " in line]
-    return f"{head}: {', '.join(kinds)}" if kinds else str(head)
 
 
 def replay_text(emu: Emulator, scenarios: list[Scenario]) -> str:
