@@ -28,10 +28,12 @@ def test_run_demo_exits_0_and_says_every_mistake_was_found() -> None:
     text = out.getvalue()
     assert code == 0, text
     assert "MISSED" not in text
-    result_lines = text.split("\nResult:\n")[1].split("\nDone in")[0].splitlines()
-    assert len(result_lines) == 6 and all(" found " in line for line in result_lines)
+    result_lines = text.split("\nResult in ")[1].split("\n\n")[0].splitlines()[1:]
+    assert len(result_lines) == 7 and all(" found " in line for line in result_lines)
     # After the audit, the replay of the mistakes' events (tests/integration/test_demo_replay.py)
-    assert text.index("\nResult:\n") < text.index("== Replay:") < text.index("Replay done in")
+    assert (
+        text.index("\nResult") < text.index("== Act 2 of 5. Replay") < text.index("Replay done in")
+    )
 
 
 def test_demo_leaves_the_callers_aws_environment_alone() -> None:
@@ -43,7 +45,7 @@ def test_demo_leaves_the_callers_aws_environment_alone() -> None:
     assert dict(os.environ) == before
 
 
-@pytest.mark.parametrize("key", ["web", "mesh", "eks", "private", "overlap", "hub"])
+@pytest.mark.parametrize("key", ["web", "mesh", "eks", "private", "overlap", "hub", "sg"])
 def test_each_scenario_reports_its_expected_checks_on_the_broken_resource(
     demo: tuple[list[Outcome], AuditResult], key: str
 ) -> None:

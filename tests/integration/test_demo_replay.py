@@ -29,7 +29,7 @@ def sns_checks(r: Replayed) -> set[str]:
     return {m["MessageAttributes"]["check_id"]["Value"] for m in r.sns}
 
 
-@pytest.mark.parametrize("key", ["web", "mesh", "eks", "private", "overlap", "hub"])
+@pytest.mark.parametrize("key", ["web", "mesh", "eks", "private", "overlap", "hub", "sg"])
 def test_each_scenarios_event_makes_slack_and_sns_messages_about_its_mistake(
     replayed: list[Replayed], key: str
 ) -> None:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from peerguard.aws.clients import Clients
 from peerguard.domain.findings import Call
 from peerguard.domain.plans.acceptance import ACCEPTED, ROUTE_ADDED
-from peerguard.render import finding_lines
 from peerguard.settings import AcceptanceSettings
 from peerguard.state.changes import MemoryRecorder
 from peerguard.usecases.acceptance import AcceptanceRun, run_acceptance
@@ -90,24 +89,38 @@ def run_acceptance_demo(clients: Clients) -> AcceptanceDemo:
     return AcceptanceDemo(scenario, run, rt.recorder)
 
 
+def _wrap(text: str, indent: str, more: str, width: int) -> list[str]:
+    return textwrap.wrap(
+        text,
+        width,
+        initial_indent=indent,
+        subsequent_indent=more,
+        break_on_hyphens=False,  # ids stay whole
+        break_long_words=False,
+    )
+
+
 def render_acceptance(demo: AcceptanceDemo, wrap: int = 100) -> list[str]:
-    lines = ["", f"== {demo.scenario.name} ==", *textwrap.wrap(demo.scenario.explanation, wrap)]
+    # Ids with their Name tags: the requests' as the run read them, the act's own resources'.
+    names = {rid: name for name, rid in demo.scenario.named.items()}
+    names |= {p.pcx_id: p.tags.get("Name", "") for p in demo.run.pending}
+
+    def named(rid: str) -> str:
+        return f"{rid} ({names[rid]})" if names.get(rid) else rid
+
+    lines = textwrap.wrap(demo.scenario.explanation, wrap, break_on_hyphens=False)
     lines += ["", "Decisions:"]
     for v in demo.run.verdicts:
-        lines += textwrap.wrap(
-            f"{v.pcx_id}  {v.action.upper():<7} {v.reason}",
-            wrap,
-            initial_indent="  ",
-            subsequent_indent=" " * 33,
-            break_on_hyphens=False,
-        )
+        lines += _wrap(f"{named(v.pcx_id)}  {v.action.upper()}: {v.reason}", "  ", "      ", wrap)
     lines += ["", "Changes made (recorded with their undo):"]
     for r in demo.records.records:
         undo = Call.model_validate(r.undo).cli() if r.undo else "none"
         made = Call.model_validate(r.call).cli()
-        lines += [f"  {made}", f"    -> {r.result}; undo: {undo}"]
+        lines += _wrap(made, "  ", "      ", wrap)
+        lines += _wrap(f"-> {r.result}; undo: {undo}", "    ", "      ", wrap)
     lines += ["", "Announced:"]
-    lines += [finding_lines(f)[0] for f in demo.run.findings]  # the head line: one per finding
+    for f in demo.run.findings:  # one line per finding
+        lines.append(f"  {f.severity.value.upper():<8} {f.check_id:<26} {named(f.resource_id)}")
     verdict = "as expected" if demo.ok else "NOT AS EXPECTED"
     lines += [
         "",

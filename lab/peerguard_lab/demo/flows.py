@@ -143,8 +143,7 @@ def _draw(emu: Emulator, demo: FlowDemo, first: int, until: int) -> None:
 def render_flow_demo(demo: FlowDemo, width: int = 100) -> list[str]:
     one, two = demo.first, demo.second
     records = one.get("records", {})
-    lines = ["", "== Flow-log analysis: the analyzer on its schedule =="]
-    lines += textwrap.wrap(
+    lines = textwrap.wrap(
         f"VPC app (10.50.0.0/16) logs its flows to CloudWatch Logs ({GROUP}, default format); "
         f"its peer db (10.60.0.0/16) to S3 (s3://{BUCKET}, a v5 format with a header line). "
         f"Three hours of steady app->db traffic on {demo.pcx}, then, in the window from "
@@ -177,7 +176,14 @@ def render_flow_demo(demo: FlowDemo, width: int = 100) -> list[str]:
     ]
     for payload in demo.slack:
         for line in slack_text(payload)[:14]:
-            lines += textwrap.wrap(line, width, initial_indent="    ", subsequent_indent="      ")
+            lines += textwrap.wrap(
+                line,
+                width,
+                initial_indent="    ",
+                subsequent_indent="      ",
+                break_on_hyphens=False,  # ids stay whole
+                break_long_words=False,
+            )
     lines.append(f"Chart (self-contained HTML, opens offline): {demo.chart}")
     verdict = "as expected" if demo.ok else "NOT AS EXPECTED"
     lines.append(f"Flow analysis: port scan and reject spike found on {demo.pcx}: {verdict}")

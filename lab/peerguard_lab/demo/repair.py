@@ -7,15 +7,16 @@ until one changes nothing: in production that is the next hourly sweep.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field
 
 from peerguard.aws.clients import Clients
 from peerguard.aws.executor import Executor
 from peerguard.domain.checks import CheckContext, resolve
 from peerguard.domain.model import Snapshot
-from peerguard.domain.plans.actions import Mode, Report
+from peerguard.domain.plans.actions import Mode, Report, Status
 from peerguard.domain.plans.remediation import RemediationConfig, plan_all
-from peerguard.render import changes_table
+from peerguard.render import WIDTH, label, plural
 from peerguard.state.changes import MemoryRecorder
 from peerguard.usecases.pipeline import AuditResult, audit
 from peerguard_lab.demo.scenarios import REGIONS
@@ -78,22 +79,75 @@ def run_repair_demo(clients: Clients) -> RepairDemo:
     return RepairDemo(before, current, passes)
 
 
+def _wrap(text: str, indent: str, more: str) -> list[str]:
+    return textwrap.wrap(
+        text,
+        WIDTH,
+        initial_indent=indent,
+        subsequent_indent=more,
+        break_on_hyphens=False,  # ids stay whole
+        break_long_words=False,
+    )
+
+
+def _name(snap: Snapshot, resource_id: str) -> str:
+    groups = snap.security_groups or {}
+    return groups[resource_id].label if resource_id in groups else label(snap, resource_id)
+
+
 def render_repair(demo: RepairDemo) -> list[str]:
-    lines = ["", "== Repair: peerguard audit --mode fix =="]
+    snap = demo.before.snapshot
+    lines = _wrap(
+        "`peerguard audit --mode fix`, as each hourly sweep runs it: only the safe fixes (return "
+        "routes, dead routes, rules open to the internet), each re-checked on the live state "
+        "just before it is made and recorded with its undo. A fix can unblock another, so "
+        f"passes repeat until one changes nothing ({len(demo.passes)} passes here).",
+        "",
+        "",
+    )
+    applied = [(i, o) for i, p in enumerate(demo.passes, 1) for o in p.applied]
+    lines += ["", f"Applied ({plural(len(applied), 'change')}, each once):"]
+    proposed_first: dict[str, int] = {}  # fingerprint -> the pass that first left it
     for i, p in enumerate(demo.passes, 1):
-        lines += [
-            "",
-            f"Pass {i} (one sweep in fix mode):",
-            *changes_table(p).rstrip().splitlines(),
-        ]
-    left = demo.left_fixable
+        for o in p.with_status(Status.PROPOSED):
+            proposed_first.setdefault(o.finding.fingerprint, i)
+    for i, o in applied:
+        f = o.finding
+        why = ""
+        if i > 1 and f.fingerprint in proposed_first:  # left in an earlier pass, made now
+            why = " (automatic now: the earlier pass removed what blocked it)"
+        lines += _wrap(
+            f"  pass {i}  {f.check_id:<26} {_name(snap, f.resource_id)}{why}", "", " " * 10
+        )
+        lines += _wrap(o.action.call.cli(), " " * 10, " " * 12)
+        if o.action.undo is not None:
+            lines += _wrap(f"undo: {o.action.undo.cli()}", " " * 10, " " * 12)
+    done = {o.finding.fingerprint for _, o in applied}
+    left = {
+        o.finding.fingerprint: o
+        for p in demo.passes
+        for o in p.with_status(Status.PROPOSED)
+        if o.finding.fingerprint not in done
+    }
+    lines += ["", f"Left to a person ({plural(len(left), 'proposal')}, fix mode leaves them):"]
+    for o in left.values():
+        f = o.finding
+        lines += _wrap(f"  {f.check_id:<26} {_name(snap, f.resource_id)}: {o.message}", "", " " * 4)
+    after = demo.after.findings
+    fixable = demo.left_fixable
     lines += [
         "",
-        f"Re-audit: {len(demo.after.findings)} findings remain, "
-        f"{len(left)} of them automatically fixable route findings"
-        + (f" ({', '.join(left)})" if left else "")
-        + "; the rest need a person (overlaps, unused or pending peerings, transitive routes).",
-        f"Route tables changed: {len(demo.changed_tables)}, all of them by the fixes above: "
-        + ("yes" if demo.changed_tables == demo.fixed_tables else "NO"),
+        f"Re-audit: {plural(len(after), 'finding')} remain, "
+        f"{len(fixable) or 'none'} of them automatically fixable:",
     ]
+    for f in after:
+        lines.append(
+            f"  {f.severity.value.upper():<8} {f.check_id:<26} "
+            f"{_name(demo.after.snapshot, f.resource_id)}"
+        )
+    verdict = "yes" if demo.changed_tables == demo.fixed_tables else "NO"
+    lines.append(
+        f"Route tables changed: {len(demo.changed_tables)}, all of them by the fixes above: "
+        f"{verdict}"
+    )
     return lines

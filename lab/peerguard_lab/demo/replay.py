@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from peerguard.render import plural
 from peerguard_lab.demo.scenarios import PARTNER_ACCOUNT, WEST, Scenario
 from peerguard_lab.emulator import ACCOUNT, REGION, Emulator
 from peerguard_lab.events import SAMPLE_ACCOUNT, sample
@@ -111,9 +112,8 @@ def steps_for(s: Scenario) -> list[Step]:
                 f"the partner requests {n['partner-billing']} <-> {n['payments']}, both "
                 "10.0.0.0/16",
                 account=PARTNER_ACCOUNT,
-                note=f"recorded in the requester's account {PARTNER_ACCOUNT}; this account gets "
-                "no event for a request (the acceptance poll finds it), so this shows what the "
-                "handlers make of the record if it is forwarded",
+                note=f"recorded in the requester's account {PARTNER_ACCOUNT} (ours gets no "
+                "event for a request: the acceptance poll finds it); shown as if forwarded",
             )
         ]
     if s.key == "hub":
@@ -123,6 +123,19 @@ def steps_for(s: Scenario) -> list[Step]:
                 {rtb: n["rt-team-a"], pcx: n["hub-team-a"], "10.1.0.0/16": "172.18.0.0/16"},
                 f"team A routes team B's 172.18.0.0/16 to the hub: {n['rt-team-a']} via "
                 f"{n['hub-team-a']}",
+            )
+        ]
+    if s.key == "sg":
+        return [
+            Step(
+                "AuthorizeSecurityGroupIngress",
+                {
+                    "sg-0a1b2c3d4e5f67890": n["orders-postgres"],
+                    "sgr-0a1b2c3d4e5f67890": n["rule-app-all"],
+                    "10.1.0.0/16": "10.70.0.0/16",
+                },
+                f"{n['orders-postgres']} (orders-postgres) lets 10.70.0.0/16 in on every port "
+                f"(rule {n['rule-app-all']})",
             )
         ]
     return []
@@ -189,19 +202,13 @@ def _plain(mrkdwn: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
-def sns_text(message: dict[str, Any]) -> str:
-    attrs = message.get("MessageAttributes", {})
-    shown = " ".join(f"{k}={v.get('Value')}" for k, v in sorted(attrs.items()))
-    return f"{message.get('Subject', '(no subject)')}  [{shown}]"
-
-
 def _result_text(result: Any) -> str:
     if not isinstance(result, dict):
         return str(result)
     parts = [str(result.get("status", "done"))]
     found = result.get("findings")
     if isinstance(found, int):
-        parts.append(f"{found} finding(s)")
+        parts.append(plural(found, "finding"))
     elif isinstance(found, dict) and found:
         parts.append("findings " + ", ".join(f"{k} {v}" for k, v in sorted(found.items())))
     notify = result.get("notify", {})
@@ -213,19 +220,13 @@ def _result_text(result: Any) -> str:
     return "; ".join(parts)
 
 
-def _clip(text: str, width: int = WIDTH) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _wrap(text: str, indent: str) -> list[str]:
-    """Long lines wrapped under `indent` (ids and commands kept whole); the detail clipped."""
-    if text.startswith("*What is wrong:*"):
-        return [_clip(indent + text)]
+def _wrap(text: str, indent: str, more: str | None = None) -> list[str]:
+    """Long lines wrapped under `indent`; ids and commands are never cut."""
     return textwrap.wrap(
         text,
         WIDTH,
         initial_indent=indent,
-        subsequent_indent=indent + "  ",
+        subsequent_indent=indent + "  " if more is None else more,
         break_on_hyphens=False,
         break_long_words=False,
     )
@@ -243,30 +244,31 @@ def replay_text(emu: Emulator, scenarios: list[Scenario]) -> str:
 
 def render_replay(replayed: list[Replayed], seconds: float) -> str:
     params = ", ".join(f"{k}={v}" for k, v in PARAMETERS.items())
-    lines = ["", "== Replay: each mistake's CloudTrail event through the handlers =="]
-    lines += _wrap(
-        "Routed by template.yaml's EventBridge rules, run with the template's environment and "
-        f"{params}; Slack is a loopback stand-in, SNS an SQS queue subscribed to the topic.",
+    lines = _wrap(
+        "Act 1's mistakes as CloudTrail recorded them, routed by template.yaml's rules to the "
+        f"handlers ({params}); Slack is a loopback stand-in, SNS a queue on the topic.",
+        "",
         "",
     )
+    full: list[str] = []
     for i, r in enumerate(replayed, 1):
-        lines += ["", f"-- {i}. {r.scenario.name} --"]
         if not r.events:
-            lines.append("  (no event-visible mistake to replay)")
+            lines.append(f"{i}. {r.scenario.name}: no event-visible mistake to replay")
         for step, _event, results in r.events:
-            lines += _wrap(f"event {step.sample}: {step.what}", "  ")
+            lines += _wrap(f"{i}. {r.scenario.name}, {step.sample}: {step.what}", "", "   ")
             if step.note:
-                lines += _wrap(f"note: {step.note}", "    ")
+                lines += _wrap(f"note: {step.note}", "   ", "     ")
             if not results:
-                lines.append("    -> no rule matches it")
+                lines.append("   -> no rule matches it")
             for fn, result in results.items():
-                lines += _wrap(f"-> {fn}: {_result_text(result)}", "    ")
-        lines.append(f"  Slack ({len(r.slack)} message{'s' if len(r.slack) != 1 else ''}):")
-        for payload in r.slack:
-            for line in slack_text(payload):
-                lines += _wrap(line, "    ")
-        lines.append(f"  SNS ({len(r.sns)} message{'s' if len(r.sns) != 1 else ''}):")
-        for m in r.sns:
-            lines += _wrap(sns_text(m), "    ")
+                lines += _wrap(f"-> {fn}: {_result_text(result)}", "   ", "     ")
+        sent = f"Slack {len(r.slack)}, SNS {len(r.sns)}:"
+        subjects = [str(m.get("Subject", "(no subject)")) for m in r.sns] or ["(nothing sent)"]
+        for j, subject in enumerate(subjects):
+            lines += _wrap(f"{sent if j == 0 else ' ' * len(sent)} {subject}", "   ", "     ")
+        if r.slack and not full:  # one message in full: what the on-call engineer reads
+            full = ["", f"The Slack message of {i}, in full:"]
+            full += [x for line in slack_text(r.slack[0]) for x in _wrap(line, "  ", "    ")]
+    lines += full
     lines.append(f"Replay done in {seconds:.1f} s.")
     return "\n".join(lines) + "\n"

@@ -141,6 +141,32 @@ class Net:
         )["VpcPeeringConnection"]["VpcPeeringConnectionId"]
         return self._keep(name, pcx, region)
 
+    def security_group(self, vpc: str, name: str) -> str:
+        resp = self.ec2(self._region[vpc]).create_security_group(
+            GroupName=name,
+            Description=f"{name} (PeerGuard demo)",
+            VpcId=vpc,
+            TagSpecifications=self._tags("security-group", name),
+        )
+        return self._keep(name, resp["GroupId"], self._region[vpc])
+
+    def ingress(
+        self, name: str, sg: str, protocol: str, port: int | None, cidr: str, why: str
+    ) -> str:
+        """An ingress rule; its id (sgr-...) kept under `name`."""
+        perm: dict[str, Any] = {
+            "IpProtocol": protocol,
+            "IpRanges": [{"CidrIp": cidr, "Description": why}],
+        }
+        if port is not None:
+            perm |= {"FromPort": port, "ToPort": port}
+        resp = self.ec2(self._region[sg]).authorize_security_group_ingress(
+            GroupId=sg, IpPermissions=[perm]
+        )
+        rule_id = str(resp["SecurityGroupRules"][0]["SecurityGroupRuleId"])
+        self.s.named[name] = rule_id
+        return rule_id
+
     def delete_peering(self, pcx: str) -> None:
         self.ec2(self._region[pcx]).delete_vpc_peering_connection(VpcPeeringConnectionId=pcx)
 
@@ -159,12 +185,8 @@ def multi_region_web_app(clients: Clients) -> Scenario:
     rt_db_b = n.table(db, "rt-db-b", db_b)  # the mistake: no return route to 10.0.0.0/16
     s.broken = {rt_db_b}
     s.explanation = (
-        f"The web tier in us-east-1 ({web}, 10.0.0.0/16) talks to its database tier in "
-        f"us-west-2 ({db}, 192.168.0.0/16) over the cross-region peering {pcx}. Both web "
-        f"subnets route 192.168.0.0/16 through it, and so does db subnet db-a, but the route "
-        f"table {rt_db_b} of the second db subnet (db-b, added later for a replica) was never "
-        f"given the return route: requests arrive, replies are dropped, and only the replica's "
-        f"connections time out."
+        "web (us-east-1, 10.0.0.0/16) talks to db (us-west-2, 192.168.0.0/16) across regions. "
+        "Subnet db-b, added later, got a table with no return route: replies are dropped."
     )
     return s
 
@@ -185,11 +207,8 @@ def microservices_mesh(clients: Clients) -> Scenario:
     forgotten = n.peer("inventory-user", vpcs["inventory"], vpcs["user"])  # no routes at all
     s.broken = {forgotten}
     s.explanation = (
-        "Three services each own a VPC (order 10.0.0.0/16, inventory 10.1.0.0/16, user "
-        "10.2.0.0/16) joined by a full mesh of peerings. order<->inventory and order<->user "
-        f"are routed both ways, but the inventory<->user peering {forgotten} was requested and "
-        "accepted and then nobody added routes for it: the mesh looks complete in the console, "
-        "yet inventory cannot reach user at all."
+        "order, inventory and user (10.0-10.2.0.0/16) in a full mesh of peerings; the "
+        "inventory<->user one was accepted, but nobody added routes for it."
     )
     return s
 
@@ -220,11 +239,8 @@ def eks_clusters(clients: Clients) -> Scenario:
     n.delete_peering(old)
     s.broken = {b_tables[1], old}
     s.explanation = (
-        f"Two EKS clusters, blue ({a}, 10.0.0.0/16) and green ({b}, 10.1.0.0/16), talk "
-        f"through node subnets in each VPC. The team replaced the original peering {old} with "
-        f"{new} and moved the routes over, but missed the route table {b_tables[1]} of green's "
-        f"second node subnet: it still sends 10.0.0.0/16 to the deleted {old}, so pods "
-        "scheduled there cannot reach blue (and blue's replies to them have no way back)."
+        "blue (10.0.0.0/16) and green (10.1.0.0/16) moved from peering blue-green-old to "
+        "blue-green; green's second node table still routes to the deleted old one."
     )
     return s
 
@@ -242,11 +258,8 @@ def private_subnets(clients: Clients) -> Scenario:
     n.route(rt_b, "10.0.1.0/25", pcx)  # the mistake: /25 covers half of batch-private
     s.broken = {rt_b}
     s.explanation = (
-        f"Only the private subnets may talk: batch-private 10.0.1.0/24 in {a} and "
-        f"reporting-private 10.1.1.0/24 in {b}, over {pcx}, with subnet-sized routes instead of "
-        f"whole-VPC ones. The reporting table {rt_b} was given 10.0.1.0/25 instead of /24, so "
-        "replies to batch hosts in 10.0.1.128-255 have no return route; half the batch fleet "
-        "times out."
+        "batch-private (10.0.1.0/24) and reporting-private (10.1.1.0/24) talk; reporting's "
+        "return route is 10.0.1.0/25, not /24: hosts in 10.0.1.128-255 get no replies."
     )
     return s
 
@@ -264,11 +277,8 @@ def two_accounts_same_cidr(clients: Clients) -> Scenario:
     pcx = partner.request_peering("partner-to-payments", theirs, ours, clients.account_id())
     s.broken = {pcx}
     s.explanation = (
-        f"A partner (account {PARTNER_ACCOUNT}) asked to peer its billing VPC {theirs} with "
-        f"our payments VPC {ours}; the request {pcx} waits for our acceptance. Both VPCs use "
-        "10.0.0.0/16 (everyone's default), so accepting cannot work: peering never routes "
-        "overlapping ranges. Refuse it, and expose the service with PrivateLink (an endpoint "
-        "service behind an NLB) or connect through a Transit Gateway with NAT."
+        f"Partner {PARTNER_ACCOUNT} asks to peer partner-billing with our payments VPC; both "
+        "are 10.0.0.0/16, which no peering routes. Refuse; use PrivateLink."
     )
     return s
 
@@ -291,11 +301,30 @@ def hub_and_spokes(clients: Clients) -> Scenario:
     n.route(rt_a, "172.18.0.0/16", pcx_a)  # the mistake: team-b "through the hub"
     s.broken = {rt_a}
     s.explanation = (
-        f"A shared-services hub {hub} (172.16.0.0/16) is peered with two team spokes. Team A "
-        f"wanted to reach team B and added 172.18.0.0/16 via the hub peering {pcx_a} to "
-        f"{rt_a}, expecting the hub to forward it. Peering is not transitive: AWS drops "
-        "traffic whose destination is not in the peer VPC. Team A needs its own peering with "
-        "team B (or a Transit Gateway)."
+        "Team A routes team B's 172.18.0.0/16 via its peering with the hub (172.16.0.0/16); "
+        "peering is not transitive, so AWS drops it. Team A needs its own peering."
+    )
+    return s
+
+
+def database_security_group(clients: Clients) -> Scenario:
+    s = Scenario("sg", "Database security group", ("sg.peer_all_traffic", "sg.open_to_world"))
+    n = Net(clients, s)
+    app = n.vpc("orders-app", "10.70.0.0/16")
+    db = n.vpc("orders-db", "10.71.0.0/16")
+    rt_app = n.table(app, "rt-orders-app", n.subnet(app, "orders-app-a", "10.70.1.0/24"))
+    rt_db = n.table(db, "rt-orders-db", n.subnet(db, "orders-db-a", "10.71.1.0/24"))
+    pcx = n.peer("orders-app-db", app, db)
+    n.route(rt_app, "10.71.0.0/16", pcx)
+    n.route(rt_db, "10.70.0.0/16", pcx)
+    sg = n.security_group(db, "orders-postgres")
+    # The mistakes: during an incident, every port for the whole peer VPC, and the internet.
+    n.ingress("rule-app-all", sg, "-1", None, "10.70.0.0/16", "INC-4711: let the app in")
+    n.ingress("rule-world-5432", sg, "tcp", 5432, "0.0.0.0/0", "temporary: psql from a laptop")
+    s.broken = {sg}
+    s.explanation = (
+        "orders-app (10.70.0.0/16) reaches Postgres in orders-db (10.71.0.0/16). In an "
+        "incident its group was opened to the app VPC on every port, and 5432 to 0.0.0.0/0."
     )
     return s
 
@@ -307,6 +336,7 @@ BUILDERS: tuple[Callable[[Clients], Scenario], ...] = (
     private_subnets,
     two_accounts_same_cidr,
     hub_and_spokes,
+    database_security_group,
 )
 
 

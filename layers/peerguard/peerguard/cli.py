@@ -58,6 +58,7 @@ from peerguard.usecases.pipeline import AuditResult, audit
 from peerguard.usecases.replay import replay
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+DEMO_ACTS = 5  # peerguard_lab.demo.ACTS (the demo extra may be absent when arguments are read)
 
 
 class UsageError(Exception):
@@ -225,8 +226,21 @@ def build_parser() -> argparse.ArgumentParser:
     _flows_parser(sub)
     _add_path_parsers(sub)
 
-    d = sub.add_parser("demo", help="audit broken seed networks in an embedded emulator")
+    d = sub.add_parser(
+        "demo",
+        help="audit broken seed networks in an embedded emulator",
+        description="Five acts in an embedded emulator, no account needed: 1 audit, "
+        "2 replay of the mistakes' CloudTrail events, 3 auto-accept, 4 repair in fix mode, "
+        "5 flow logs. Without --act, all of them in order.",
+    )
     d.add_argument("--port", type=int, default=0, help="emulator port on 127.0.0.1 (default: any)")
+    d.add_argument(
+        "--act",
+        type=_act,
+        metavar="N",
+        help="show only act N (1-5); the acts it builds on run first, silently",
+    )
+    d.add_argument("--list", action="store_true", help="name the acts and exit")
     return p
 
 
@@ -258,6 +272,14 @@ def _organization_arguments(a: argparse.ArgumentParser) -> None:
         help=f"with --accounts/--organization: accounts audited at once "
         f"(default: {many.DEFAULT_WORKERS})",
     )
+
+
+def _act(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= DEMO_ACTS:
+        raise argparse.ArgumentTypeError(
+            f"no act {value!r}: the demo has acts 1 to {DEMO_ACTS} (--list names them)"
+        )
+    return int(value)
 
 
 def _role_name(value: str) -> str:
@@ -855,12 +877,18 @@ PATH_COMMANDS = {"path": cmd_path, "peerings": cmd_peerings}
 
 def cmd_demo(args: argparse.Namespace) -> int:
     try:
-        from peerguard_lab.demo import run_demo  # the demo extra: moto, outside the layer
+        from peerguard_lab.demo import (
+            acts_text,
+            run_demo,
+        )  # the demo extra: moto, outside the layer
     except ImportError:
         raise UsageError(
             "the demo needs the demo extra: pip install -e '.[demo]' in a checkout (make demo)"
         ) from None
-    return run_demo(port=args.port)
+    if args.list:
+        print(acts_text(), end="")
+        return 0
+    return run_demo(port=args.port, act=args.act)
 
 
 def _fail(message: str) -> int:
