@@ -44,6 +44,9 @@ EXAMPLE_PARAMETERS = {
     "SlackWebhookSecretArn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:slack-AbCdEf",
     "AllowlistParameterName": "/peerguard/allowlist",
     "AlertEmail": "ops@example.com",
+    "MemberRoleName": "peerguard-member",
+    "CentralTopicArn": "arn:aws:sns:us-east-1:111122223333:peerguard-findings",
+    "CentralEventBusArn": "arn:aws:events:us-east-1:111122223333:event-bus/peerguard",
 }
 PSEUDO = {
     "AWS::AccountId": ACCOUNT,
@@ -110,6 +113,7 @@ class Renderer:
             "AWS::Logs::LogGroup": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}:*",
             "AWS::DynamoDB::Table": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}",
             "AWS::Lambda::Function": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}",
+            "AWS::S3::Bucket": f"arn:aws:s3:::{name.lower()}",
         }
         if attribute != "Arn" or kind not in arns:
             raise ValueError(f"cannot render !GetAtt {name}.{attribute} ({kind})")
