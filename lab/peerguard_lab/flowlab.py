@@ -16,22 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-V2_FIELDS = (
-    "version",
-    "account-id",
-    "interface-id",
-    "srcaddr",
-    "dstaddr",
-    "srcport",
-    "dstport",
-    "protocol",
-    "packets",
-    "bytes",
-    "start",
-    "end",
-    "action",
-    "log-status",
-)
+from peerguard.domain.flows.formats import V2_FIELDS
+
+# The v5 fields the flow tests and the demo write (custom format, header line).
+V5_FIELDS = (*V2_FIELDS[:2], "vpc-id", *V2_FIELDS[2:], "flow-direction", "traffic-path",
+             "pkt-srcaddr", "pkt-dstaddr")  # fmt: skip
 WINDOW = 900
 
 

@@ -13,7 +13,13 @@ from typing import Any
 import boto3
 import pytest
 
-from peerguard_lab.flowlab import Record, Traffic, deliver_to_bucket, deliver_to_log_group
+from peerguard_lab.flowlab import (
+    V5_FIELDS,
+    Record,
+    Traffic,
+    deliver_to_bucket,
+    deliver_to_log_group,
+)
 from peerguard_lab.stack import LambdaContext
 from tests.conftest import ACCOUNT, REGION
 from tests.e2e.conftest import World
@@ -22,27 +28,7 @@ from tests.integration import awsnet
 FN = "FlowAnalyzerFunction"
 GROUP = "/vpc/app-flow-logs"
 BUCKET = "db-flow-logs"
-V5 = (
-    "version",
-    "account-id",
-    "vpc-id",
-    "interface-id",
-    "srcaddr",
-    "dstaddr",
-    "srcport",
-    "dstport",
-    "protocol",
-    "packets",
-    "bytes",
-    "start",
-    "end",
-    "action",
-    "log-status",
-    "flow-direction",
-    "traffic-path",
-    "pkt-srcaddr",
-    "pkt-dstaddr",
-)
+V5 = V5_FIELDS
 W = 900
 # moto keeps log events of the last 14 days: the story happens in the last few hours.
 NOW = int(time.time())

@@ -19,6 +19,7 @@ from peerguard.cli import EXIT_ERROR, EXIT_FINDINGS, main
 from peerguard.domain.flows.aggregates import iso
 from peerguard_lab.flowlab import (
     V2_FIELDS,
+    V5_FIELDS,
     Record,
     Traffic,
     deliver_to_bucket,
@@ -34,27 +35,7 @@ UNTIL = NOW - NOW % W - W
 SINCE = UNTIL - 2 * W
 BASELINE_START = SINCE - 12 * W
 ANOMALY = UNTIL - W  # the last window analysed
-V5 = (
-    "version",
-    "account-id",
-    "vpc-id",
-    "interface-id",
-    "srcaddr",
-    "dstaddr",
-    "srcport",
-    "dstport",
-    "protocol",
-    "packets",
-    "bytes",
-    "start",
-    "end",
-    "action",
-    "log-status",
-    "flow-direction",
-    "traffic-path",
-    "pkt-srcaddr",
-    "pkt-dstaddr",
-)
+V5 = V5_FIELDS
 CACHE_FORMAT = ("version", "srcaddr", "dstaddr", "srcport", "dstport", "protocol", "packets",
                 "bytes", "start", "end", "action", "log-status", "account-id")  # fmt: skip
 NS = {"svg": "http://www.w3.org/2000/svg"}
